@@ -1,0 +1,1 @@
+"""State backends: schedule state, fire claims, run leases and the delayed queue."""

@@ -1,0 +1,191 @@
+"""The state backend protocol shared by the memory and Redis implementations.
+
+Every method is one atomic state change. Time is always passed in (``now``, ``lease_until``)
+so implementations never read the clock and tests control time.
+
+Three kinds of state live here:
+
+* **schedule state**: the last dispatched instant of each action and the fire claims that make
+  each (action, instant) dispatch once across any number of beats;
+* **in flight**: envelopes a beat has claimed (cron fires and due delayed messages) but whose
+  publish the broker has not confirmed yet. Each has a lease; an entry whose lease expired
+  (its beat died) is reclaimed by another beat and published again. Entries are keyed by
+  ``message_id`` and removed only by :meth:`Backend.ack_inflight` after the broker confirmed;
+* **runs**: a record per fire started by a worker (lease renewed while it runs) and a running
+  mark per action for ``allow_overlap=False``;
+* **the delayed queue**: pending envelopes keyed by task id (the idempotency key, or the message
+  id), ordered by due instant, with the seed's payload and time policies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol, get_args
+
+from jararaca.wire import Envelope
+
+PayloadPolicy = Literal["ignore", "replace"]
+TimePolicy = Literal["replace", "greater", "lesser"]
+PAYLOAD_POLICIES: tuple[str, ...] = get_args(PayloadPolicy)
+TIME_POLICIES: tuple[str, ...] = get_args(TimePolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class FireClaim:
+    """A beat's wish to dispatch one fire of an action."""
+
+    fire_id: str
+    action_id: str
+    scheduled_at: datetime
+    envelope: Envelope
+
+
+class RunStatus(enum.Enum):
+    STARTED = "started"  # the caller owns the run now and must renew, then finish it
+    DONE = "done"  # the fire already ran (or was skipped): a duplicate delivery
+    BUSY = "busy"  # another worker holds a live lease on this very fire
+    OVERLAP = "overlap"  # another fire of the same action is running: this fire is skipped
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    status: RunStatus
+    attempt: int = 1  # 1 for a first start, 2+ when a dead worker's run is taken over
+    busy_until: datetime | None = None  # lease end of the holder, for BUSY and OVERLAP
+
+
+@dataclass(frozen=True, slots=True)
+class BackendInfo:
+    """What the backend can say about its own durability, for start-up warnings."""
+
+    evicts_keys: bool = False
+    persists: bool = True
+    detail: str = ""
+
+
+class Backend(Protocol):
+    """Atomic state operations used by beats, workers and publishers."""
+
+    namespace: str
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def info(self) -> BackendInfo: ...
+
+    def add_wakeup_listener(self, event: asyncio.Event) -> None:
+        """Set ``event`` whenever an enqueue makes the queue's head sooner (in any process)."""
+        ...
+
+    def remove_wakeup_listener(self, event: asyncio.Event) -> None: ...
+
+    # -- schedule state -------------------------------------------------------------------
+
+    async def get_last_fires(self, action_ids: Sequence[str]) -> dict[str, datetime]:
+        """The last dispatched instant of each action that has one."""
+        ...
+
+    async def claim_fires(
+        self, claims: Sequence[FireClaim], *, now: datetime, lease_until: datetime
+    ) -> list[bool]:
+        """For each claim, atomically: if this fire was never claimed, remember it (for at least
+        an hour), raise the action's last fire to ``scheduled_at`` (never lower it), put the
+        envelope in flight until ``lease_until`` and answer True; otherwise answer False."""
+        ...
+
+    # -- in flight ------------------------------------------------------------------------
+
+    async def ack_inflight(self, message_ids: Sequence[str]) -> None:
+        """Forget in-flight entries whose publish the broker confirmed."""
+        ...
+
+    async def reclaim_inflight(
+        self, *, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Envelope]:
+        """Take up to ``limit`` in-flight entries whose lease ended before ``now``, extend their
+        lease to ``lease_until`` and return them to be published again."""
+        ...
+
+    # -- delayed queue --------------------------------------------------------------------
+
+    async def enqueue_delayed(
+        self,
+        envelope: Envelope,
+        due: datetime,
+        *,
+        task_id: str,
+        payload_policy: PayloadPolicy = "ignore",
+        time_policy: TimePolicy = "replace",
+    ) -> None:
+        """Add or update the pending entry ``task_id``. With no pending entry of that id, add
+        it. Otherwise ``payload_policy`` ``ignore`` keeps the pending envelope and ``replace``
+        stores the new one; ``time_policy`` ``replace`` sets ``due``, ``greater`` sets it only
+        if later than the pending due, ``lesser`` only if earlier. Wakes listeners when the
+        queue's head became sooner."""
+        ...
+
+    async def enqueue_delayed_many(
+        self, entries: Sequence[tuple[Envelope, datetime]]
+    ) -> None:
+        """Add many entries without idempotency keys (task id = message id), in one round trip."""
+        ...
+
+    async def claim_due(
+        self, *, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Envelope]:
+        """Move up to ``limit`` pending entries due at or before ``now`` (earliest first) into
+        flight until ``lease_until`` and return their envelopes."""
+        ...
+
+    async def next_due(self) -> datetime | None:
+        """The earliest instant at which :meth:`claim_due` or :meth:`reclaim_inflight` will
+        have something: the earliest pending due or in-flight lease end; None when empty."""
+        ...
+
+    async def pending_count(self) -> int:
+        """How many entries wait in the delayed queue (not counting in-flight ones)."""
+        ...
+
+    # -- runs -----------------------------------------------------------------------------
+
+    async def begin_run(
+        self,
+        fire_id: str,
+        *,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> RunStart:
+        """Atomically decide whether ``owner`` may start the fire ``fire_id``:
+
+        * fire finished (or skipped) before -> DONE;
+        * fire held by a live lease (``> now``) -> BUSY with that lease end;
+        * ``overlap_key`` given and held by a live lease of *another* fire -> OVERLAP (and the
+          fire is recorded as skipped, so a redelivery is DONE);
+        * otherwise the fire (and ``overlap_key`` when given) is leased to ``owner`` until
+          ``lease_until`` -> STARTED, with ``attempt`` 1 the first time and one more each time
+          an expired lease is taken over."""
+        ...
+
+    async def renew_run(
+        self, fire_id: str, *, overlap_key: str | None, owner: str, lease_until: datetime
+    ) -> bool:
+        """Extend the run's (and overlap key's) lease if ``owner`` still holds it."""
+        ...
+
+    async def finish_run(
+        self, fire_id: str, *, overlap_key: str | None, owner: str, now: datetime
+    ) -> None:
+        """Record the fire as done (kept for at least a day) and release the overlap key if
+        ``owner`` holds it."""
+        ...
+
+    async def is_running(self, overlap_key: str, *, now: datetime) -> bool:
+        """Whether a live lease holds ``overlap_key``."""
+        ...

@@ -1,0 +1,304 @@
+"""In-process backend (``memory://[name]``): one store per name per process.
+
+It exists for the embedded mode and users' tests, and passes the same contract tests as the
+Redis backend. Everything happens on the event loop thread, so each method is atomic as long as
+it does not await in the middle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from jararaca.backends.base import (
+    BackendInfo,
+    FireClaim,
+    PayloadPolicy,
+    RunStart,
+    RunStatus,
+    TimePolicy,
+)
+from jararaca.clock import epoch_ms, from_epoch_ms
+from jararaca.wire import Envelope
+
+FIRE_CLAIM_TTL_MS = 3_600_000
+DONE_RUN_TTL_MS = 86_400_000
+
+
+@dataclass(slots=True)
+class _Pending:
+    due_ms: int
+    seq: int
+    envelope: Envelope
+
+
+@dataclass(slots=True)
+class _Run:
+    owner: str
+    lease_ms: int
+    attempt: int
+    done_until_ms: int | None = None
+
+
+@dataclass
+class _Store:
+    last_fires: dict[str, int] = field(default_factory=dict)
+    fire_claims: dict[str, int] = field(default_factory=dict)  # fire id -> expiry ms
+    inflight: dict[str, tuple[int, Envelope]] = field(default_factory=dict)
+    inflight_heap: list[tuple[int, str]] = field(default_factory=list)
+    pending: dict[str, _Pending] = field(default_factory=dict)
+    pending_heap: list[tuple[int, int, str]] = field(default_factory=list)
+    runs: dict[str, _Run] = field(default_factory=dict)
+    overlap: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # key -> fire, owner, lease
+    listeners: set[asyncio.Event] = field(default_factory=set)
+    seq: itertools.count[int] = field(default_factory=itertools.count)
+
+
+_STORES: dict[str, _Store] = {}
+
+
+def _store_for(name: str) -> _Store:
+    return _STORES.setdefault(name, _Store())
+
+
+def reset_memory_stores() -> None:
+    """Forget every memory store of this process (for test isolation)."""
+    _STORES.clear()
+
+
+class MemoryBackend:
+    def __init__(self, name: str = "", *, namespace: str = "jararaca") -> None:
+        self.name = name
+        self.namespace = namespace
+        self._s = _store_for(f"{name}\x00{namespace}")
+
+    async def connect(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def info(self) -> BackendInfo:
+        return BackendInfo(evicts_keys=False, persists=False, detail="in-process memory")
+
+    def add_wakeup_listener(self, event: asyncio.Event) -> None:
+        self._s.listeners.add(event)
+
+    def remove_wakeup_listener(self, event: asyncio.Event) -> None:
+        self._s.listeners.discard(event)
+
+    # -- schedule state -------------------------------------------------------------------
+
+    async def get_last_fires(self, action_ids: Sequence[str]) -> dict[str, datetime]:
+        last = self._s.last_fires
+        return {a: from_epoch_ms(last[a]) for a in action_ids if a in last}
+
+    async def claim_fires(
+        self, claims: Sequence[FireClaim], *, now: datetime, lease_until: datetime
+    ) -> list[bool]:
+        s = self._s
+        now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
+        if len(s.fire_claims) > 10_000:
+            s.fire_claims = {k: v for k, v in s.fire_claims.items() if v > now_ms}
+        answers: list[bool] = []
+        for claim in claims:
+            expiry = s.fire_claims.get(claim.fire_id)
+            if expiry is not None and expiry > now_ms:
+                answers.append(False)
+                continue
+            s.fire_claims[claim.fire_id] = now_ms + FIRE_CLAIM_TTL_MS
+            at = epoch_ms(claim.scheduled_at)
+            if s.last_fires.get(claim.action_id, at - 1) < at:
+                s.last_fires[claim.action_id] = at
+            self._put_inflight(claim.envelope, lease_ms)
+            answers.append(True)
+        return answers
+
+    # -- in flight ------------------------------------------------------------------------
+
+    def _put_inflight(self, envelope: Envelope, lease_ms: int) -> None:
+        self._s.inflight[envelope.message_id] = (lease_ms, envelope)
+        heapq.heappush(self._s.inflight_heap, (lease_ms, envelope.message_id))
+
+    async def ack_inflight(self, message_ids: Sequence[str]) -> None:
+        for message_id in message_ids:
+            self._s.inflight.pop(message_id, None)
+
+    def _inflight_head(self) -> tuple[int, str] | None:
+        s = self._s
+        while s.inflight_heap:
+            lease_ms, message_id = s.inflight_heap[0]
+            entry = s.inflight.get(message_id)
+            if entry is not None and entry[0] == lease_ms:
+                return lease_ms, message_id
+            heapq.heappop(s.inflight_heap)  # stale: acked or re-leased
+        return None
+
+    async def reclaim_inflight(
+        self, *, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Envelope]:
+        now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
+        taken: list[Envelope] = []
+        while len(taken) < limit:
+            head = self._inflight_head()
+            if head is None or head[0] >= now_ms:
+                break
+            heapq.heappop(self._s.inflight_heap)
+            envelope = self._s.inflight[head[1]][1]
+            self._put_inflight(envelope, lease_ms)
+            taken.append(envelope)
+        return taken
+
+    # -- delayed queue --------------------------------------------------------------------
+
+    def _head_due_ms(self) -> int | None:
+        s = self._s
+        while s.pending_heap:
+            due_ms, seq, task_id = s.pending_heap[0]
+            entry = s.pending.get(task_id)
+            if entry is not None and entry.seq == seq:
+                return due_ms
+            heapq.heappop(s.pending_heap)
+        return None
+
+    def _wake_if_sooner(self, before: int | None, due_ms: int) -> None:
+        if before is None or due_ms < before:
+            for event in self._s.listeners:
+                event.set()
+
+    async def enqueue_delayed(
+        self,
+        envelope: Envelope,
+        due: datetime,
+        *,
+        task_id: str,
+        payload_policy: PayloadPolicy = "ignore",
+        time_policy: TimePolicy = "replace",
+    ) -> None:
+        s = self._s
+        head = self._head_due_ms()
+        due_ms = epoch_ms(due)
+        current = s.pending.get(task_id)
+        if current is not None:
+            if payload_policy == "ignore":
+                envelope = current.envelope
+            if (
+                (time_policy == "greater" and due_ms <= current.due_ms)
+                or (time_policy == "lesser" and due_ms >= current.due_ms)
+            ):
+                due_ms = current.due_ms
+            if due_ms == current.due_ms:
+                current.envelope = envelope
+                return
+        seq = next(s.seq)
+        s.pending[task_id] = _Pending(due_ms, seq, envelope)
+        heapq.heappush(s.pending_heap, (due_ms, seq, task_id))
+        self._wake_if_sooner(head, due_ms)
+
+    async def enqueue_delayed_many(self, entries: Sequence[tuple[Envelope, datetime]]) -> None:
+        s = self._s
+        head = self._head_due_ms()
+        soonest: int | None = None
+        for envelope, due in entries:
+            due_ms = epoch_ms(due)
+            seq = next(s.seq)
+            s.pending[envelope.message_id] = _Pending(due_ms, seq, envelope)
+            heapq.heappush(s.pending_heap, (due_ms, seq, envelope.message_id))
+            soonest = due_ms if soonest is None else min(soonest, due_ms)
+        if soonest is not None:
+            self._wake_if_sooner(head, soonest)
+
+    async def claim_due(
+        self, *, now: datetime, lease_until: datetime, limit: int
+    ) -> list[Envelope]:
+        s = self._s
+        now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
+        taken: list[Envelope] = []
+        while len(taken) < limit:
+            due_ms = self._head_due_ms()
+            if due_ms is None or due_ms > now_ms:
+                break
+            _, _, task_id = heapq.heappop(s.pending_heap)
+            envelope = s.pending.pop(task_id).envelope
+            self._put_inflight(envelope, lease_ms)
+            taken.append(envelope)
+        return taken
+
+    async def next_due(self) -> datetime | None:
+        candidates = [ms for ms in (self._head_due_ms(),) if ms is not None]
+        head = self._inflight_head()
+        if head is not None:
+            candidates.append(head[0])
+        return from_epoch_ms(min(candidates)) if candidates else None
+
+    async def pending_count(self) -> int:
+        return len(self._s.pending)
+
+    # -- runs -----------------------------------------------------------------------------
+
+    async def begin_run(
+        self,
+        fire_id: str,
+        *,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+    ) -> RunStart:
+        s = self._s
+        now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
+        run = s.runs.get(fire_id)
+        if run is not None and run.done_until_ms is not None:
+            if run.done_until_ms > now_ms:
+                return RunStart(RunStatus.DONE, attempt=run.attempt)
+            run = None
+        if run is not None and run.lease_ms > now_ms and run.owner != owner:
+            return RunStart(RunStatus.BUSY, run.attempt, from_epoch_ms(run.lease_ms))
+        if overlap_key is not None:
+            holder = s.overlap.get(overlap_key)
+            if holder is not None and holder[0] != fire_id and holder[2] > now_ms:
+                s.runs[fire_id] = _Run(owner, now_ms, 1, done_until_ms=now_ms + DONE_RUN_TTL_MS)
+                return RunStart(RunStatus.OVERLAP, 1, from_epoch_ms(holder[2]))
+            s.overlap[overlap_key] = (fire_id, owner, lease_ms)
+        attempt = 1 if run is None else run.attempt + 1
+        s.runs[fire_id] = _Run(owner, lease_ms, attempt)
+        return RunStart(RunStatus.STARTED, attempt)
+
+    async def renew_run(
+        self, fire_id: str, *, overlap_key: str | None, owner: str, lease_until: datetime
+    ) -> bool:
+        s = self._s
+        run = s.runs.get(fire_id)
+        if run is None or run.owner != owner or run.done_until_ms is not None:
+            return False
+        run.lease_ms = epoch_ms(lease_until)
+        if overlap_key is not None:
+            holder = s.overlap.get(overlap_key)
+            if holder is not None and holder[0] == fire_id and holder[1] == owner:
+                s.overlap[overlap_key] = (fire_id, owner, run.lease_ms)
+        return True
+
+    async def finish_run(
+        self, fire_id: str, *, overlap_key: str | None, owner: str, now: datetime
+    ) -> None:
+        s = self._s
+        now_ms = epoch_ms(now)
+        run = s.runs.get(fire_id)
+        attempt = run.attempt if run is not None else 1
+        s.runs[fire_id] = _Run(owner, now_ms, attempt, done_until_ms=now_ms + DONE_RUN_TTL_MS)
+        if overlap_key is not None:
+            holder = s.overlap.get(overlap_key)
+            if holder is not None and holder[0] == fire_id and holder[1] == owner:
+                del s.overlap[overlap_key]
+        if len(s.runs) > 10_000:
+            s.runs = {
+                k: r for k, r in s.runs.items() if (r.done_until_ms or r.lease_ms + 1) > now_ms
+            }
+
+    async def is_running(self, overlap_key: str, *, now: datetime) -> bool:
+        holder = self._s.overlap.get(overlap_key)
+        return holder is not None and holder[2] > epoch_ms(now)

@@ -1,0 +1,1 @@
+"""Message brokers: publish with confirms, consume with manual ack, dead-letter."""

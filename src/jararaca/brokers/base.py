@@ -1,0 +1,91 @@
+"""The message broker protocol shared by the memory and RabbitMQ implementations.
+
+One topic exchange per app (its name is the namespace). Queues are declared idempotently by
+whoever needs them; each is bound to routing keys on the app's exchange and dead-letters to
+the app's dead-letter queue. Publishing returns only once the broker confirmed every message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from jararaca.wire import Envelope
+
+DEFAULT_PREFETCH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """A queue of the app. ``name`` is local to the namespace (the broker prefixes it).
+
+    ``broadcast`` queues belong to one consumer (server-named, exclusive, deleted with it):
+    every consumer gets its own copy of each message."""
+
+    name: str
+    routing_keys: tuple[str, ...]
+    broadcast: bool = False
+
+
+class Delivery(Protocol):
+    """One message handed to a consumer; exactly one of ack/dead_letter/requeue must follow."""
+
+    @property
+    def envelope(self) -> Envelope: ...
+
+    @property
+    def redelivered(self) -> bool: ...
+
+    async def ack(self) -> None: ...
+
+    async def dead_letter(self, reason: str) -> None:
+        """Move the message to the dead-letter queue with ``reason`` in its headers."""
+        ...
+
+    async def requeue(self) -> None:
+        """Give the message back to the queue (another consumer, or later, gets it)."""
+        ...
+
+
+DeliveryCallback = Callable[[Delivery], Awaitable[None]]
+
+
+class Consumer(Protocol):
+    async def cancel(self) -> None:
+        """Stop receiving; unacked deliveries stay owned by the caller until settled."""
+        ...
+
+
+class Broker(Protocol):
+    namespace: str
+    prefetch: int
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def declare(self, queues: Sequence[QueueSpec]) -> None:
+        """Declare the exchange, the dead-letter exchange and queue, and ``queues`` with their
+        bindings. Idempotent; broadcast queues are declared by :meth:`consume` instead."""
+        ...
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> list[str]:
+        """Publish persistently and wait for the broker's confirms. Returns the message ids that
+        no queue was bound to (unroutable); raises ``BrokerError`` if any publish failed."""
+        ...
+
+    async def dead_letter(self, envelope: Envelope, reason: str) -> None:
+        """Put an envelope straight into the dead-letter queue with ``reason``."""
+        ...
+
+    async def consume(
+        self, queue: QueueSpec, callback: DeliveryCallback, *, prefetch: int | None = None
+    ) -> Consumer:
+        """Deliver messages of ``queue`` to ``callback``, at most ``prefetch`` unsettled at a
+        time. The callback may settle the delivery later (after the run finished)."""
+        ...
+
+    def dead_letter_queue(self) -> QueueSpec:
+        """The app's dead-letter queue, to inspect or consume it."""
+        ...

@@ -1,0 +1,53 @@
+"""The only module that reads the wall clock; everything else is given a :class:`Clock`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Where runtime code gets the time and waits for it."""
+
+    def now(self) -> datetime:
+        """The current instant, aware, in UTC."""
+        ...
+
+    async def sleep_until(self, when: datetime, wake: asyncio.Event | None = None) -> None:
+        """Return at ``when`` or as soon as ``wake`` is set, whichever comes first."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    async def sleep_until(self, when: datetime, wake: asyncio.Event | None = None) -> None:
+        delay = (when - self.now()).total_seconds()
+        if delay <= 0:
+            return
+        if wake is None:
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=delay)
+
+
+def to_utc(when: datetime) -> datetime:
+    """An aware datetime in UTC; naive datetimes are refused so no instant is guessed."""
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError(f"expected an aware datetime, got naive {when.isoformat()}")
+    return when.astimezone(UTC)
+
+
+def epoch_ms(when: datetime) -> int:
+    """Milliseconds since the Unix epoch of an aware instant."""
+    return round(to_utc(when).timestamp() * 1000)
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)

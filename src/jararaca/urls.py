@@ -1,0 +1,102 @@
+"""Parse broker and backend URLs and build the matching implementation.
+
+Drivers are imported only here, lazily, by scheme: the embedded mode never imports redis or
+aio-pika. URLs are never logged with their password: use :func:`redact`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import SplitResult, parse_qs, urlsplit
+
+from jararaca.brokers.base import DEFAULT_PREFETCH
+from jararaca.errors import ConfigError
+
+if TYPE_CHECKING:
+    from jararaca.backends.base import Backend
+    from jararaca.brokers.base import Broker
+
+DEFAULT_EXCHANGE = "jararaca"
+BROKER_SCHEMES = ("amqp", "amqps", "memory")
+BACKEND_SCHEMES = ("redis", "rediss", "unix", "memory")
+_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ``***``."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    url: str
+    scheme: str
+    exchange: str
+    prefetch: int
+
+
+def parse_broker_url(url: str) -> BrokerConfig:
+    parts = _split(url, BROKER_SCHEMES, "broker", "amqp://guest:guest@127.0.0.1:5672/?exchange=app")
+    query = parse_qs(parts.query)
+    exchange = query.get("exchange", [DEFAULT_EXCHANGE])[-1]
+    if not _NAME.match(exchange):
+        raise ConfigError(
+            f"bad exchange name {exchange!r} in broker URL {redact(url)}: use 1-200 letters, "
+            "digits, '.', '_', ':' or '-'"
+        )
+    raw_prefetch = query.get("prefetch_count", [str(DEFAULT_PREFETCH)])[-1]
+    try:
+        prefetch = int(raw_prefetch)
+        if prefetch < 1:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(
+            f"bad prefetch_count {raw_prefetch!r} in broker URL {redact(url)}: use a positive "
+            "integer such as ?prefetch_count=32"
+        ) from None
+    return BrokerConfig(url, parts.scheme, exchange, prefetch)
+
+
+def _split(url: str, schemes: tuple[str, ...], what: str, example: str) -> SplitResult:
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(f"no {what} URL given: pass one such as {example!r}")
+    parts = urlsplit(url.strip())
+    if parts.scheme not in schemes:
+        raise ConfigError(
+            f"unsupported {what} URL {redact(url)!r}: the scheme must be one of "
+            f"{', '.join(s + '://' for s in schemes)}, e.g. {example!r}"
+        )
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        raise ConfigError(f"bad port in {what} URL {redact(url)!r}") from None
+    return parts
+
+
+def memory_name(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.netloc + parts.path).strip("/")
+
+
+def make_broker(url: str) -> Broker:
+    config = parse_broker_url(url)
+    if config.scheme == "memory":
+        from jararaca.brokers.memory import MemoryBroker
+
+        return MemoryBroker(memory_name(url), namespace=config.exchange, prefetch=config.prefetch)
+    from jararaca.brokers.rabbitmq import RabbitMQBroker
+
+    return RabbitMQBroker(url, namespace=config.exchange, prefetch=config.prefetch)
+
+
+def make_backend(url: str, *, namespace: str) -> Backend:
+    parts = _split(url, BACKEND_SCHEMES, "backend", "redis://127.0.0.1:6379/0")
+    if parts.scheme == "memory":
+        from jararaca.backends.memory import MemoryBackend
+
+        return MemoryBackend(memory_name(url), namespace=namespace)
+    from jararaca.backends.redis import RedisBackend
+
+    return RedisBackend(url, namespace=namespace)

@@ -1,0 +1,85 @@
+"""What travels between publisher, beat, broker and worker: the :class:`Envelope`.
+
+The body is always the JSON of the payload (never pickle); metadata rides in AMQP properties
+(``message_id``) and ``x-jararaca-*`` headers so that other services can publish and operators
+can read what is queued.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Literal
+
+KIND = "x-jararaca-kind"
+ACTION = "x-jararaca-action"
+TOPIC = "x-jararaca-topic"
+SCHEDULED_AT = "x-jararaca-scheduled-at"
+DISPATCHED_AT = "x-jararaca-dispatched-at"
+DUE_AT = "x-jararaca-due-at"
+PUBLISHED_AT = "x-jararaca-published-at"
+ATTEMPT = "x-jararaca-attempt"
+DEAD_LETTER_REASON = "x-jararaca-dead-letter-reason"
+
+Kind = Literal["action", "message"]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One message on the wire: id, routing key, JSON body and string headers."""
+
+    message_id: str
+    routing_key: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return self.headers.get(KIND, "message")
+
+    @property
+    def attempt(self) -> int:
+        try:
+            return max(1, int(self.headers.get(ATTEMPT, "1")))
+        except ValueError:
+            return 1
+
+    def with_headers(self, **updates: str) -> Envelope:
+        """A copy with some headers replaced (keys use ``_`` for ``-``, without the prefix)."""
+        merged = dict(self.headers)
+        for key, value in updates.items():
+            merged["x-jararaca-" + key.replace("_", "-")] = value
+        return replace(self, headers=merged)
+
+    def to_json(self) -> str:
+        """How the backend stores an envelope (the body is our own JSON, so UTF-8)."""
+        return json.dumps(
+            {
+                "id": self.message_id,
+                "rk": self.routing_key,
+                "body": self.body.decode("utf-8"),
+                "headers": dict(self.headers),
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Envelope:
+        data = json.loads(raw)
+        return cls(
+            message_id=data["id"],
+            routing_key=data["rk"],
+            body=data["body"].encode("utf-8"),
+            headers=data["headers"],
+        )
+
+
+def format_instant(when: datetime) -> str:
+    """ISO 8601 in UTC with millisecond precision, as headers carry instants."""
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

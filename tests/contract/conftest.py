@@ -1,0 +1,91 @@
+"""Fixtures giving each contract test a backend and a broker of every kind.
+
+The same test bodies run against the memory implementations and the real Redis and RabbitMQ;
+each real one gets a namespace of its own and is cleaned up afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from jararaca.backends.base import Backend
+from jararaca.brokers.base import Broker
+from tests.services import AMQP_URL, REDIS_URL, require_rabbitmq, require_redis
+
+BackendFactory = Callable[[str], Backend]
+BrokerFactory = Callable[[str], Broker]
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_backend(request: pytest.FixtureRequest) -> AsyncIterator[BackendFactory]:
+    """Builds connected backends; the same ``namespace`` suffix gives the same store."""
+    kind: str = request.param
+    tag = uuid.uuid4().hex[:10]
+    made: list[Backend] = []
+    if kind == "redis":
+        require_redis()
+        from jararaca.backends.redis import RedisBackend
+
+        def build(namespace: str) -> Backend:
+            backend = RedisBackend(REDIS_URL, namespace=f"test-{tag}-{namespace}")
+            made.append(backend)
+            return backend
+    else:
+        from jararaca.backends.memory import MemoryBackend
+
+        def build(namespace: str) -> Backend:
+            backend = MemoryBackend(tag, namespace=namespace)
+            made.append(backend)
+            return backend
+
+    yield build
+    for backend in made:
+        if kind == "redis":
+            await backend.delete_namespace()  # type: ignore[attr-defined]
+        await backend.close()
+
+
+@pytest.fixture
+async def backend(make_backend: BackendFactory) -> Backend:
+    backend = make_backend("main")
+    await backend.connect()
+    return backend
+
+
+@pytest.fixture(params=["memory", "rabbitmq"])
+async def make_broker(request: pytest.FixtureRequest) -> AsyncIterator[BrokerFactory]:
+    """Builds brokers (not yet connected); the same ``namespace`` suffix shares an exchange."""
+    kind: str = request.param
+    tag = uuid.uuid4().hex[:10]
+    made: list[Broker] = []
+    if kind == "rabbitmq":
+        require_rabbitmq()
+        from jararaca.brokers.rabbitmq import RabbitMQBroker
+
+        def build(namespace: str) -> Broker:
+            broker = RabbitMQBroker(AMQP_URL, namespace=f"test-{tag}-{namespace}", prefetch=8)
+            made.append(broker)
+            return broker
+    else:
+        from jararaca.brokers.memory import MemoryBroker
+
+        def build(namespace: str) -> Broker:
+            broker = MemoryBroker(tag, namespace=namespace, prefetch=8)
+            made.append(broker)
+            return broker
+
+    yield build
+    for broker in made:
+        if kind == "rabbitmq":
+            await broker.delete_topology()  # type: ignore[attr-defined]
+        await broker.close()
+
+
+@pytest.fixture
+async def broker(make_broker: BrokerFactory) -> Broker:
+    broker = make_broker("main")
+    await broker.connect()
+    return broker
