@@ -21,6 +21,7 @@ DISPATCHED_AT = "x-jararaca-dispatched-at"
 DUE_AT = "x-jararaca-due-at"
 PUBLISHED_AT = "x-jararaca-published-at"
 ATTEMPT = "x-jararaca-attempt"
+CATCH_UP = "x-jararaca-catch-up"  # "1" on fires run late after downtime
 DEAD_LETTER_REASON = "x-jararaca-dead-letter-reason"
 
 Kind = Literal["action", "message"]

@@ -129,9 +129,7 @@ class Backend(Protocol):
         queue's head became sooner."""
         ...
 
-    async def enqueue_delayed_many(
-        self, entries: Sequence[tuple[Envelope, datetime]]
-    ) -> None:
+    async def enqueue_delayed_many(self, entries: Sequence[tuple[Envelope, datetime]]) -> None:
         """Add many entries without idempotency keys (task id = message id), in one round trip."""
         ...
 
@@ -161,13 +159,16 @@ class Backend(Protocol):
         owner: str,
         now: datetime,
         lease_until: datetime,
+        skip_on_overlap: bool = True,
     ) -> RunStart:
         """Atomically decide whether ``owner`` may start the fire ``fire_id``:
 
         * fire finished (or skipped) before -> DONE;
         * fire held by a live lease (``> now``) -> BUSY with that lease end;
         * ``overlap_key`` given and held by a live lease of *another* fire -> OVERLAP (and the
-          fire is recorded as skipped, so a redelivery is DONE);
+          fire is recorded as skipped, so a redelivery is DONE; with ``skip_on_overlap=False``
+          nothing is recorded, so the fire can be tried again later: catch-up fires wait for
+          the previous run instead of being skipped);
         * otherwise the fire (and ``overlap_key`` when given) is leased to ``owner`` until
           ``lease_until`` -> STARTED, with ``attempt`` 1 the first time and one more each time
           an expired lease is taken over."""

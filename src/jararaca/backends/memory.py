@@ -53,7 +53,8 @@ class _Store:
     pending: dict[str, _Pending] = field(default_factory=dict)
     pending_heap: list[tuple[int, int, str]] = field(default_factory=list)
     runs: dict[str, _Run] = field(default_factory=dict)
-    overlap: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # key -> fire, owner, lease
+    # overlap key -> (fire id, owner, lease end ms)
+    overlap: dict[str, tuple[str, str, int]] = field(default_factory=dict)
     listeners: set[asyncio.Event] = field(default_factory=set)
     seq: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -186,9 +187,8 @@ class MemoryBackend:
         if current is not None:
             if payload_policy == "ignore":
                 envelope = current.envelope
-            if (
-                (time_policy == "greater" and due_ms <= current.due_ms)
-                or (time_policy == "lesser" and due_ms >= current.due_ms)
+            if (time_policy == "greater" and due_ms <= current.due_ms) or (
+                time_policy == "lesser" and due_ms >= current.due_ms
             ):
                 due_ms = current.due_ms
             if due_ms == current.due_ms:
@@ -248,6 +248,7 @@ class MemoryBackend:
         owner: str,
         now: datetime,
         lease_until: datetime,
+        skip_on_overlap: bool = True,
     ) -> RunStart:
         s = self._s
         now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
@@ -261,7 +262,8 @@ class MemoryBackend:
         if overlap_key is not None:
             holder = s.overlap.get(overlap_key)
             if holder is not None and holder[0] != fire_id and holder[2] > now_ms:
-                s.runs[fire_id] = _Run(owner, now_ms, 1, done_until_ms=now_ms + DONE_RUN_TTL_MS)
+                if skip_on_overlap:
+                    s.runs[fire_id] = _Run(owner, now_ms, 1, done_until_ms=now_ms + DONE_RUN_TTL_MS)
                 return RunStart(RunStatus.OVERLAP, 1, from_epoch_ms(holder[2]))
             s.overlap[overlap_key] = (fire_id, owner, lease_ms)
         attempt = 1 if run is None else run.attempt + 1

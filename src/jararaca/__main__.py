@@ -1,0 +1,3 @@
+from jararaca.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Messages: the ``Message`` model, the publisher and the ``@MessageHandler`` decorator."""

@@ -1,0 +1,69 @@
+"""Running a service in the foreground: its own event loop, signals, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+from collections.abc import Awaitable, Callable
+
+from jararaca.errors import JararacaError
+
+log = logging.getLogger("jararaca")
+
+
+def run_service(serve: Callable[[asyncio.Event], Awaitable[None]], *, grace: float) -> None:
+    """Run ``serve(stop)`` until SIGINT/SIGTERM sets ``stop``; the service then drains for up to
+    ``grace`` seconds. A second signal exits at once (the broker requeues unacked messages)."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            if stop.is_set():
+                log.warning("second %s: exiting now", signal.Signals(signum).name)
+                os._exit(128 + signum)
+            log.info(
+                "%s received: draining (up to %.0f s; send it again to exit at once)",
+                signal.Signals(signum).name,
+                grace,
+            )
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        await serve(stop)
+
+    asyncio.run(main())
+
+
+async def connect_with_retry(
+    connect: Callable[[], Awaitable[None]], what: str, *, timeout: float
+) -> None:
+    """Call ``connect`` until it succeeds, for up to ``timeout`` seconds (capped exponential
+    backoff with jitter), logging the outage once; then re-raise the last error."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = 0.2
+    warned = False
+    while True:
+        try:
+            await connect()
+        except JararacaError as exc:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise
+            if not warned:
+                log.warning(
+                    "%s is unreachable (%s); retrying for up to %.0f s", what, exc, remaining
+                )
+                warned = True
+            await asyncio.sleep(min(delay * random.uniform(0.5, 1.0), remaining))
+            delay = min(delay * 2, 5.0)
+        else:
+            if warned:
+                log.info("%s is reachable again", what)
+            return

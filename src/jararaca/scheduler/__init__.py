@@ -1,0 +1,1 @@
+"""Scheduling: the ``@ScheduledAction`` decorator, planning, the beat and the embedded scheduler."""

@@ -1,0 +1,224 @@
+"""The beat: decides what is due and publishes it, exactly once across any number of beats.
+
+A heap holds each action's next fire; the beat sleeps until the earliest of that heap's top,
+the delayed queue's head and ``interval`` (its longest blind sleep), and an enqueue of a sooner
+delayed message wakes it early. Each due fire is claimed in the backend (so only one beat
+dispatches it), published with confirms, then acknowledged; a claim whose beat died is
+reclaimed by another beat after its lease and published again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from jararaca.backends.base import Backend, FireClaim
+from jararaca.brokers.base import Broker
+from jararaca.clock import Clock
+from jararaca.errors import JararacaError
+from jararaca.registry import ActionDef
+from jararaca.scheduler.fires import fire_envelope, fire_id
+from jararaca.scheduler.planning import first_fires, jitter_offset, missed_fires
+from jararaca.wire import Envelope, format_instant
+
+log = logging.getLogger("jararaca.beat")
+DELAYED_BATCH = 1000
+
+
+@dataclass
+class BeatStats:
+    fires_dispatched: int = 0
+    fires_lost_race: int = 0  # another beat had claimed them: expected with several beats
+    delayed_dispatched: int = 0
+    reclaimed: int = 0
+    unroutable: int = 0
+    publish_failures: int = 0
+    lateness_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+
+
+class Beat:
+    def __init__(
+        self,
+        actions: Sequence[ActionDef],
+        backend: Backend,
+        broker: Broker,
+        clock: Clock,
+        *,
+        interval: float = 1.0,
+        lease_seconds: float = 30.0,
+    ) -> None:
+        self.actions = list(actions)
+        self.backend = backend
+        self.broker = broker
+        self.clock = clock
+        self.interval = interval
+        self.lease = timedelta(seconds=lease_seconds)
+        self.stats = BeatStats()
+        self.wakeup = asyncio.Event()
+        # (dispatch instant as epoch seconds, action index, scheduled instant)
+        self._heap: list[tuple[float, int, datetime]] = []
+        self._started = False
+
+    async def start(self) -> None:
+        """Read each action's last fire and plan catch-up and next fires."""
+        now = self.clock.now()
+        last_fires = await self.backend.get_last_fires([a.action_id for a in self.actions])
+        catch_up: list[FireClaim] = []
+        for index, action in enumerate(self.actions):
+            spec = action.spec
+            missed, upcoming = first_fires(
+                spec.cron,
+                last_fire=last_fires.get(action.action_id),
+                now=now,
+                policy=spec.catch_up,
+                window=spec.catch_up_window,
+            )
+            if missed:
+                log.info("%s: catching up %d missed fire(s)", action.action_id, len(missed))
+            catch_up.extend(self._claim(action, at, now, catch_up=True) for at in missed)
+            self._push(index, upcoming)
+        heapq.heapify(self._heap)
+        self.backend.add_wakeup_listener(self.wakeup)
+        self._started = True
+        if catch_up:
+            await self._dispatch_fires(catch_up, now)
+
+    async def stop(self) -> None:
+        self.backend.remove_wakeup_listener(self.wakeup)
+
+    def _push(self, index: int, scheduled_at: datetime) -> None:
+        action = self.actions[index]
+        offset = 0.0
+        if action.spec.jitter:
+            following = action.spec.cron.next_after(scheduled_at)
+            offset = jitter_offset(
+                fire_id(action.action_id, scheduled_at), action.spec.jitter, scheduled_at, following
+            )
+        heapq.heappush(self._heap, (scheduled_at.timestamp() + offset, index, scheduled_at))
+
+    def _claim(
+        self, action: ActionDef, scheduled_at: datetime, now: datetime, *, catch_up: bool = False
+    ) -> FireClaim:
+        envelope = fire_envelope(action, scheduled_at, now=now, catch_up=catch_up)
+        return FireClaim(envelope.message_id, action.action_id, scheduled_at, envelope)
+
+    async def tick(self) -> datetime:
+        """Dispatch everything due now; return when to look again."""
+        if not self._started:
+            await self.start()
+        now = self.clock.now()
+        claims = self._due_fires(now)
+        if claims:
+            await self._dispatch_fires(claims, now)
+        await self._dispatch_delayed(now)
+        return await self._next_wakeup(now)
+
+    def _due_fires(self, now: datetime) -> list[FireClaim]:
+        claims: list[FireClaim] = []
+        stamp = now.timestamp()
+        heap = self._heap
+        while heap and heap[0][0] <= stamp:
+            _, index, scheduled_at = heapq.heappop(heap)
+            action = self.actions[index]
+            claims.append(self._claim(action, scheduled_at, now))
+            upcoming = action.spec.cron.next_after(scheduled_at)
+            if upcoming <= now:
+                # The beat fell behind by more than a period (a stalled loop or host): slots
+                # between are missed fires, handled by the action's catch-up policy.
+                spec = action.spec
+                late = missed_fires(
+                    spec.cron,
+                    after=scheduled_at,
+                    now=now,
+                    policy=spec.catch_up,
+                    window=spec.catch_up_window,
+                )
+                claims.extend(self._claim(action, at, now, catch_up=True) for at in late)
+                upcoming = spec.cron.next_after(now)
+            self._push(index, upcoming)
+        return claims
+
+    async def _dispatch_fires(self, claims: list[FireClaim], now: datetime) -> None:
+        answers = await self.backend.claim_fires(claims, now=now, lease_until=now + self.lease)
+        won = [c.envelope for c, ok in zip(claims, answers, strict=True) if ok]
+        self.stats.fires_lost_race += len(claims) - len(won)
+        for claim, ok in zip(claims, answers, strict=True):
+            if ok:
+                self.stats.lateness_ms.append((now - claim.scheduled_at).total_seconds() * 1000)
+        if await self._publish(won):
+            self.stats.fires_dispatched += len(won)
+
+    async def _dispatch_delayed(self, now: datetime) -> None:
+        lease_until = now + self.lease
+        reclaimed = await self.backend.reclaim_inflight(
+            now=now, lease_until=lease_until, limit=DELAYED_BATCH
+        )
+        if reclaimed:
+            log.warning(
+                "republishing %d message(s) whose beat died before confirming", len(reclaimed)
+            )
+            self.stats.reclaimed += len(reclaimed)
+            await self._publish(reclaimed)
+        while True:
+            batch = await self.backend.claim_due(
+                now=now, lease_until=lease_until, limit=DELAYED_BATCH
+            )
+            if batch:
+                stamped = [e.with_headers(dispatched_at=format_instant(now)) for e in batch]
+                if await self._publish(stamped):
+                    self.stats.delayed_dispatched += len(batch)
+            if len(batch) < DELAYED_BATCH:
+                return
+
+    async def _publish(self, envelopes: list[Envelope]) -> bool:
+        """Publish with confirms, then forget the in-flight entries. On failure they stay in
+        flight and are republished when their lease ends: nothing is deleted before it is
+        safely in the broker."""
+        if not envelopes:
+            return True
+        try:
+            unroutable = set(await self.broker.publish(envelopes))
+            for envelope in envelopes:
+                if envelope.message_id in unroutable:
+                    self.stats.unroutable += 1
+                    log.warning(
+                        "message %s reached no queue (routing key %r): dead-lettered",
+                        envelope.message_id,
+                        envelope.routing_key,
+                    )
+                    await self.broker.dead_letter(
+                        envelope, f"unroutable: no queue is bound to {envelope.routing_key!r}"
+                    )
+        except JararacaError as exc:
+            self.stats.publish_failures += 1
+            log.error("publish failed, will retry after the lease: %s", exc)
+            return False
+        await self.backend.ack_inflight([e.message_id for e in envelopes])
+        return True
+
+    async def _next_wakeup(self, now: datetime) -> datetime:
+        candidates = [now + timedelta(seconds=self.interval)]
+        if self._heap:
+            candidates.append(datetime.fromtimestamp(self._heap[0][0], tz=now.tzinfo))
+        next_due = await self.backend.next_due()
+        if next_due is not None:
+            candidates.append(next_due)
+        return min(candidates)
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Tick until ``stop`` is set."""
+        await self.start()
+        while not stop.is_set():
+            # Cleared before looking, so an enqueue during the tick still cuts the sleep short.
+            self.wakeup.clear()
+            wake_at = await self.tick()
+            sleeper = asyncio.ensure_future(self.clock.sleep_until(wake_at, self.wakeup))
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait([sleeper, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in (sleeper, stopper):
+                task.cancel()

@@ -1,0 +1,44 @@
+"""The wire form of a cron fire: its id, routing key, headers and body."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from jararaca import wire
+from jararaca.clock import epoch_ms
+from jararaca.registry import ActionDef
+
+
+def fire_id(action_id: str, scheduled_at: datetime) -> str:
+    """``<action_id>@<epoch_ms>``: the same fire gets the same id in every beat."""
+    return f"{action_id}@{epoch_ms(scheduled_at)}"
+
+
+def fire_envelope(
+    action: ActionDef, scheduled_at: datetime, *, now: datetime, catch_up: bool = False
+) -> wire.Envelope:
+    identity = fire_id(action.action_id, scheduled_at)
+    scheduled = wire.format_instant(scheduled_at)
+    dispatched = wire.format_instant(now)
+    body = {
+        "action_id": action.action_id,
+        "fire_id": identity,
+        "scheduled_at": scheduled,
+        "dispatched_at": dispatched,
+    }
+    headers = {
+        wire.KIND: "action",
+        wire.ACTION: action.action_id,
+        wire.SCHEDULED_AT: scheduled,
+        wire.DISPATCHED_AT: dispatched,
+        wire.ATTEMPT: "1",
+    }
+    if catch_up:
+        headers[wire.CATCH_UP] = "1"
+    return wire.Envelope(
+        message_id=identity,
+        routing_key=action.routing_key,
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        headers=headers,
+    )

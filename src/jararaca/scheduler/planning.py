@@ -1,0 +1,79 @@
+"""Pure planning: which fires are due, catch-up after downtime, and jitter.
+
+Every function takes ``now``; none reads the clock or does I/O, so all of it is unit-tested
+with plain datetimes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from jararaca.cron import Cron
+from jararaca.scheduler.decorators import CatchUp
+
+CATCH_UP_CAP = 100
+
+
+def missed_fires(
+    cron: Cron,
+    *,
+    after: datetime,
+    now: datetime,
+    policy: CatchUp,
+    window: float | None,
+) -> list[datetime]:
+    """The slots in ``(after, now]`` to run late under the catch-up ``policy``, ascending.
+
+    ``latest`` gives the most recent slot, ``all`` up to the most recent 100, ``none`` nothing;
+    ``window`` (seconds) drops slots older than ``now - window``.
+    """
+    if policy == "none":
+        return []
+    oldest = None if window is None else now - timedelta(seconds=window)
+    found: list[datetime] = []
+    slot = cron.last_at_or_before(now)
+    limit = 1 if policy == "latest" else CATCH_UP_CAP
+    while (
+        slot is not None
+        and slot > after
+        and (oldest is None or slot >= oldest)
+        and len(found) < limit
+    ):
+        found.append(slot)
+        slot = cron.last_at_or_before(slot - timedelta(microseconds=1))
+    found.reverse()
+    return found
+
+
+def first_fires(
+    cron: Cron,
+    *,
+    last_fire: datetime | None,
+    now: datetime,
+    policy: CatchUp,
+    window: float | None,
+) -> tuple[list[datetime], datetime]:
+    """At beat start: the missed slots to run now and the next slot to wait for.
+
+    An action that never fired starts at its next slot, never "immediately"."""
+    missed = (
+        []
+        if last_fire is None
+        else missed_fires(cron, after=last_fire, now=now, policy=policy, window=window)
+    )
+    return missed, cron.next_after(now)
+
+
+def jitter_offset(
+    fire_id: str, jitter: float, scheduled_at: datetime, next_slot: datetime
+) -> float:
+    """Seconds to delay a fire, in ``[0, jitter)`` and short of the next slot.
+
+    Derived from the fire id, so every beat picks the same offset for the same fire."""
+    if jitter <= 0:
+        return 0.0
+    gap = (next_slot - scheduled_at).total_seconds()
+    bound = min(jitter, gap * 0.9)
+    digest = hashlib.blake2b(fire_id.encode(), digest_size=8).digest()
+    return bound * int.from_bytes(digest, "big") / 2**64

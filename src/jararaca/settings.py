@@ -1,0 +1,25 @@
+"""Settings read from the environment, in one place."""
+
+from __future__ import annotations
+
+import os
+
+from jararaca.errors import ConfigError
+
+DEFAULT_LEASE_SECONDS = 30.0
+
+
+def lease_seconds() -> float:
+    """``JARARACA_LEASE_SECONDS``: how long a claim or run lease lasts (renewed at a third)."""
+    raw = os.environ.get("JARARACA_LEASE_SECONDS", "")
+    if not raw:
+        return DEFAULT_LEASE_SECONDS
+    try:
+        value = float(raw)
+        if value <= 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(
+            f"JARARACA_LEASE_SECONDS={raw!r} is not a positive number of seconds"
+        ) from None
+    return value

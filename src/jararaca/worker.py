@@ -1,0 +1,379 @@
+"""The worker: consumes fires and messages, runs them, then settles them with the broker.
+
+A fire of an exclusive action runs once: the backend's run record (a lease renewed while it
+runs) refuses a duplicate delivery, skips the fire when ``allow_overlap=False`` finds another
+run of the action alive, and hands a dead worker's fire to another after its lease. Messages
+that cannot be read are dead-lettered with the reason; a failing handler retries through the
+delayed queue (never a hot requeue loop) and dead-letters when its retries are spent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from pydantic import ValidationError
+
+from jararaca import wire
+from jararaca.backends.base import Backend, RunStatus
+from jararaca.brokers.base import Broker, Consumer, Delivery
+from jararaca.clock import Clock, SystemClock
+from jararaca.invoke import call_exception_handler, call_user_code, renewing
+from jararaca.messagebus.message import MessageContext
+from jararaca.messagebus.publisher import Publisher, bind_publisher
+from jararaca.microservice import Container, Microservice
+from jararaca.registry import ActionDef, HandlerDef, action_queues, build_registry
+from jararaca.runtime import connect_with_retry
+from jararaca.scheduler.decorators import ScheduledRun
+from jararaca.settings import lease_seconds as default_lease_seconds
+from jararaca.urls import make_backend, make_broker
+
+log = logging.getLogger("jararaca.worker")
+CATCH_UP_RECHECK = timedelta(seconds=1)
+
+
+@dataclass
+class WorkerStats:
+    runs_started: int = 0
+    runs_failed: int = 0
+    skipped_overlap: int = 0
+    duplicates: int = 0
+    rechecks: int = 0
+    messages_handled: int = 0
+    messages_failed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+
+
+def owner_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{random.getrandbits(32):08x}"
+
+
+class Worker:
+    """Runs an app's scheduled actions and message handlers delivered by the broker."""
+
+    def __init__(
+        self,
+        app: Microservice,
+        broker_url: str = "memory://",
+        backend_url: str = "memory://",
+        handler_names: Iterable[str] | None = None,
+        groups: Iterable[str] | None = None,
+        *,
+        action_names: Iterable[str] | None = None,
+        run_actions: bool = True,
+        clock: Clock | None = None,
+        lease_seconds: float | None = None,
+        graceful_shutdown_seconds: float = 20.0,
+        connect_timeout: float = 60.0,
+        backend: Backend | None = None,
+        broker: Broker | None = None,
+    ) -> None:
+        registry = build_registry(app)
+        self.app = app
+        groups = list(groups) if groups is not None else None
+        self.handlers = registry.select_handlers(handler_names, groups)
+        self.actions = registry.select_actions(action_names, groups) if run_actions else []
+        self._actions_by_id = {a.action_id: a for a in self.actions}
+        self.broker = broker or make_broker(broker_url)
+        self.backend = backend or make_backend(backend_url, namespace=self.broker.namespace)
+        self.clock = clock or SystemClock()
+        self.lease = timedelta(seconds=lease_seconds or default_lease_seconds())
+        self.grace = graceful_shutdown_seconds
+        self.connect_timeout = connect_timeout
+        self.owner = owner_id()
+        self.stats = WorkerStats()
+        self.run_listeners: list[Callable[[ScheduledRun], None]] = []
+        self.publisher = Publisher(self.backend, self.broker, self.clock)
+        self._container = Container(app.providers)
+        self._consumers: list[Consumer] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._owns_connections = backend is None and broker is None
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._owns_connections:
+            await connect_with_retry(
+                self.broker.connect, "the broker", timeout=self.connect_timeout
+            )
+            await connect_with_retry(
+                self.backend.connect, "the backend", timeout=self.connect_timeout
+            )
+        controllers = {a.controller for a in self.actions} | {h.controller for h in self.handlers}
+        for controller in controllers:
+            self._container.get(controller)  # build now: a broken provider fails at start-up
+        queues = [h.queue for h in self.handlers] + action_queues(self.actions)
+        await self.broker.declare([q for q in queues if not q.broadcast])
+        for handler in self.handlers:
+            self._consumers.append(
+                await self.broker.consume(handler.queue, partial(self._on_delivery, handler))
+            )
+        for spec in action_queues(self.actions):
+            self._consumers.append(
+                await self.broker.consume(spec, partial(self._on_delivery, None))
+            )
+        log.info(
+            "worker %s consuming %d handler queue(s) and %d action queue(s)",
+            self.owner,
+            len(self.handlers),
+            len(action_queues(self.actions)),
+        )
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop intake, let in-flight runs finish for ``grace`` seconds, then cancel them
+        (their messages go back to the queue)."""
+        for consumer in self._consumers:
+            await consumer.cancel()
+        self._consumers.clear()
+        pending = set(self._tasks)
+        if pending:
+            log.info(
+                "waiting up to %.0f s for %d run(s) to finish", grace or self.grace, len(pending)
+            )
+            _, still = await asyncio.wait(pending, timeout=self.grace if grace is None else grace)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still)
+        if self._owns_connections:
+            await self.backend.close()
+            await self.broker.close()
+
+    async def idle(self) -> None:
+        """Wait until no delivery is being processed (for tests and the embedded harness)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    @property
+    def busy(self) -> int:
+        return len(self._tasks)
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    def run(self) -> None:
+        """Run until SIGINT/SIGTERM (blocking, with its own event loop)."""
+        from jararaca.runtime import run_service
+
+        run_service(self.serve, grace=self.grace)
+
+    # -- deliveries -----------------------------------------------------------------------
+
+    async def _on_delivery(self, handler: HandlerDef | None, delivery: Delivery) -> None:
+        task = asyncio.create_task(self._process(handler, delivery))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _process(self, handler: HandlerDef | None, delivery: Delivery) -> None:
+        with bind_publisher(self.publisher):
+            try:
+                if handler is None:
+                    await self._run_fire(delivery)
+                else:
+                    await self._run_message(handler, delivery)
+            except asyncio.CancelledError:
+                await delivery.requeue()
+                raise
+            except Exception:
+                # A backend or broker outage mid-way: leave the message unsettled-then-requeued
+                # so it is delivered again instead of lost.
+                log.exception("processing %s failed; requeueing it", delivery.envelope.message_id)
+                await _settle_quietly(delivery.requeue)
+
+    async def _run_fire(self, delivery: Delivery) -> None:
+        envelope = delivery.envelope
+        action = self._actions_by_id.get(envelope.headers.get(wire.ACTION, ""))
+        if action is None:
+            unknown = envelope.headers.get(wire.ACTION)
+            await self._dead_letter(
+                delivery, f"unknown action {unknown!r}: this worker's app does not declare it"
+            )
+            return
+        try:
+            scheduled_at = wire.parse_instant(envelope.headers[wire.SCHEDULED_AT])
+        except (KeyError, ValueError):
+            await self._dead_letter(delivery, "fire without a valid x-jararaca-scheduled-at header")
+            return
+        spec = action.spec
+        fire = envelope.message_id
+        overlap_key = None if spec.allow_overlap else action.action_id
+        if not spec.exclusive:  # every worker runs its own copy: identities are per worker
+            fire = f"{fire}#{self.owner}"
+            overlap_key = overlap_key and f"{overlap_key}#{self.owner}"
+        now = self.clock.now()
+        catching_up = envelope.headers.get(wire.CATCH_UP) == "1"
+        start = await self.backend.begin_run(
+            fire,
+            overlap_key=overlap_key,
+            owner=self.owner,
+            now=now,
+            lease_until=now + self.lease,
+            skip_on_overlap=not catching_up,
+        )
+        if start.status is RunStatus.DONE:
+            self.stats.duplicates += 1
+            log.debug("fire %s already ran: duplicate delivery acknowledged", fire)
+            await delivery.ack()
+            return
+        if start.status is RunStatus.OVERLAP and catching_up:
+            # Missed slots run one after another: wait for the previous run, don't skip.
+            await self._recheck_later(delivery, fire, now + CATCH_UP_RECHECK)
+            return
+        if start.status is RunStatus.OVERLAP:
+            self.stats.skipped_overlap += 1
+            log.warning(
+                "skipped fire %s: the previous run of %s is still running", fire, action.action_id
+            )
+            await delivery.ack()
+            return
+        if start.status is RunStatus.BUSY:
+            holder_end = start.busy_until or now + self.lease
+            await self._recheck_later(delivery, fire, holder_end + timedelta(seconds=1))
+            return
+        await self._execute(action, delivery, fire, overlap_key, scheduled_at, start.attempt)
+
+    async def _execute(
+        self,
+        action: ActionDef,
+        delivery: Delivery,
+        fire: str,
+        overlap_key: str | None,
+        scheduled_at: datetime,
+        attempt: int,
+    ) -> None:
+        run = ScheduledRun(action.action_id, scheduled_at, delivery.envelope.message_id, attempt)
+        self.stats.runs_started += 1
+        for listener in self.run_listeners:
+            listener(run)
+        instance = self._container.get(action.controller)
+        method = getattr(instance, action.attribute)
+        call = partial(method, run) if action.spec.takes_run else method
+        renew = partial(self.backend.renew_run, fire, overlap_key=overlap_key, owner=self.owner)
+        try:
+            async with renewing(
+                lambda: renew(lease_until=self.clock.now() + self.lease),
+                self.clock,
+                self.lease / 3,
+                fire,
+            ):
+                exc = await call_user_code(call, timeout=action.spec.timeout)
+        except asyncio.CancelledError:
+            # Shutdown ran out of grace: end the lease now so another worker takes the fire
+            # over at once instead of after the lease.
+            await _settle_quietly(lambda: renew(lease_until=self.clock.now()))
+            raise
+        if exc is not None:
+            self.stats.runs_failed += 1
+            log.error("action %s (fire %s) failed: %r", action.action_id, fire, exc)
+            await call_exception_handler(action.spec.exception_handler, exc, run, action.action_id)
+        await self.backend.finish_run(
+            fire, overlap_key=overlap_key, owner=self.owner, now=self.clock.now()
+        )
+        await delivery.ack()
+
+    async def _recheck_later(self, delivery: Delivery, fire: str, busy_until: datetime) -> None:
+        """Another worker holds this fire's lease (it was redelivered while that worker runs it,
+        or that worker died). Look again when the lease ends: by then the fire is done, or
+        the lease expired and this fire is taken over."""
+        self.stats.rechecks += 1
+        await self.backend.enqueue_delayed(
+            delivery.envelope, busy_until, task_id=f"recheck:{fire}"
+        )
+        await delivery.ack()
+
+    async def _run_message(self, handler: HandlerDef, delivery: Delivery) -> None:
+        envelope = delivery.envelope
+        spec = handler.spec
+        try:
+            message = spec.message_type.model_validate_json(envelope.body)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+            problem = f"{where}: {first.get('msg')}"
+            await self._dead_letter(
+                delivery, f"invalid payload for {spec.message_type.__qualname__}: {problem}"
+            )
+            return
+        context = MessageContext(
+            message_id=envelope.message_id,
+            topic=envelope.headers.get(wire.TOPIC, envelope.routing_key),
+            published_at=_instant(envelope.headers.get(wire.PUBLISHED_AT)),
+            due_at=_instant(envelope.headers.get(wire.DUE_AT)),
+            attempt=envelope.attempt,
+        )
+        instance = self._container.get(handler.controller)
+        method = getattr(instance, handler.attribute)
+        call = partial(method, message, context) if spec.takes_context else partial(method, message)
+        error = await call_user_code(call, timeout=spec.timeout)
+        if error is None:
+            self.stats.messages_handled += 1
+            await delivery.ack()
+            return
+        self.stats.messages_failed += 1
+        log.error(
+            "handler %s failed on message %s (attempt %d): %r",
+            handler.handler_id,
+            envelope.message_id,
+            context.attempt,
+            error,
+        )
+        await call_exception_handler(spec.exception_handler, error, context, handler.handler_id)
+        if context.attempt <= spec.retries:
+            await self._retry(handler, delivery, context.attempt)
+        else:
+            tries = f"after {context.attempt} attempt(s)"
+            await self._dead_letter(
+                delivery, f"handler {handler.handler_id} failed {tries}: {error!r}"
+            )
+
+    async def _retry(self, handler: HandlerDef, delivery: Delivery, attempt: int) -> None:
+        base = handler.spec.retry_delay * 2 ** (attempt - 1)
+        delay = base * random.uniform(0.5, 1.0)  # jitter spreads a burst of failures
+        envelope = delivery.envelope
+        retry = wire.Envelope(
+            envelope.message_id,
+            handler.retry_routing_key,
+            envelope.body,
+            {**envelope.headers, wire.ATTEMPT: str(attempt + 1)},
+        )
+        await self.backend.enqueue_delayed(
+            retry,
+            self.clock.now() + timedelta(seconds=delay),
+            task_id=f"retry:{handler.handler_id}:{envelope.message_id}:{attempt + 1}",
+        )
+        self.stats.retried += 1
+        await delivery.ack()
+
+    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+        self.stats.dead_lettered += 1
+        log.warning("dead-lettering message %s: %s", delivery.envelope.message_id, reason)
+        await delivery.dead_letter(reason)
+
+
+def _instant(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return wire.parse_instant(text)
+    except ValueError:
+        return None
+
+
+async def _settle_quietly(settle: Callable[[], Any]) -> None:
+    try:
+        await settle()
+    except Exception as exc:
+        log.warning("could not settle a message (it will be redelivered): %s", exc)
