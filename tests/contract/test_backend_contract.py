@@ -102,10 +102,13 @@ async def test_claim_due_respects_the_limit(backend: Backend) -> None:
 async def test_claimed_message_is_republished_if_not_acked(backend: Backend) -> None:
     m = env("m")
     await backend.enqueue_delayed(m, T0, task_id="m")
-    assert await backend.claim_due(now=T0, lease_until=T0 + LEASE, limit=10) == [m]
+    [claimed] = await backend.claim_due(now=T0, lease_until=T0 + LEASE, limit=10)
+    assert (claimed.message_id, claimed.body) == (m.message_id, m.body)
     assert await backend.pending_count() == 0
     later = T0 + LEASE + timedelta(milliseconds=1)
-    assert await backend.reclaim_inflight(now=later, lease_until=later + LEASE, limit=10) == [m]
+    assert await backend.reclaim_inflight(now=later, lease_until=later + LEASE, limit=10) == [
+        claimed
+    ]
     await backend.ack_inflight(["m"])
     assert await backend.next_due() is None
 
@@ -165,6 +168,15 @@ async def test_idempotency_policies_act_on_the_pending_entry(
     assert await backend.pending_count() == 1
     assert await backend.next_due() == T0 + timedelta(seconds=expected_delay)
     assert await _pending_payloads(backend) == [{"v": expected_payload}]
+
+
+async def test_claimed_envelopes_carry_the_due_instant_they_had(backend: Backend) -> None:
+    m = env("m1").with_headers(due_at="2030-01-01T12:00:30.000Z")
+    await backend.enqueue_delayed(m, T0 + timedelta(seconds=30), task_id="key")
+    await backend.enqueue_delayed(env("m2"), T0 + timedelta(seconds=45), task_id="key")
+    [got] = await backend.claim_due(now=T0 + timedelta(minutes=1), lease_until=T0, limit=10)
+    assert got.message_id == "m1"
+    assert got.headers["x-jararaca-due-at"] == "2030-01-01T12:00:45.000Z"
 
 
 async def test_a_key_can_be_reused_once_its_message_was_claimed(backend: Backend) -> None:
@@ -286,4 +298,4 @@ async def test_state_is_shared_between_clients_of_one_namespace(
     await one.connect()
     await two.connect()
     await one.enqueue_delayed(env("m"), T0, task_id="k")
-    assert await two.claim_due(now=T0, lease_until=T0 + LEASE, limit=10) == [env("m")]
+    assert [e.message_id for e in await two.claim_due(now=T0, lease_until=T0, limit=10)] == ["m"]

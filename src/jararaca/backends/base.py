@@ -137,7 +137,9 @@ class Backend(Protocol):
         self, *, now: datetime, lease_until: datetime, limit: int
     ) -> list[Envelope]:
         """Move up to ``limit`` pending entries due at or before ``now`` (earliest first) into
-        flight until ``lease_until`` and return their envelopes."""
+        flight until ``lease_until`` and return their envelopes, each with its
+        ``x-jararaca-due-at`` header set to the due instant the entry had (a time policy may
+        have moved it after the envelope was built)."""
         ...
 
     async def next_due(self) -> datetime | None:

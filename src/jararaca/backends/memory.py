@@ -23,7 +23,7 @@ from jararaca.backends.base import (
     TimePolicy,
 )
 from jararaca.clock import epoch_ms, from_epoch_ms
-from jararaca.wire import Envelope
+from jararaca.wire import Envelope, format_instant
 
 FIRE_CLAIM_TTL_MS = 3_600_000
 DONE_RUN_TTL_MS = 86_400_000
@@ -223,7 +223,9 @@ class MemoryBackend:
             if due_ms is None or due_ms > now_ms:
                 break
             _, _, task_id = heapq.heappop(s.pending_heap)
-            envelope = s.pending.pop(task_id).envelope
+            envelope = s.pending.pop(task_id).envelope.with_headers(
+                due_at=format_instant(from_epoch_ms(due_ms))
+            )
             self._put_inflight(envelope, lease_ms)
             taken.append(envelope)
         return taken
