@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from jararaca.backends.base import Backend
 from jararaca.clock import Clock
 from jararaca.scheduler.decorators import handler_arity
 
@@ -50,26 +51,52 @@ async def call_exception_handler(
         log.exception("the exception handler of %s raised", what)
 
 
-@contextlib.asynccontextmanager
-async def renewing(
-    renew: Callable[[], Awaitable[bool]], clock: Clock, every: timedelta, what: str
-) -> Any:
-    """Renew a lease every ``every`` while the block runs."""
+class LeaseRenewer:
+    """Keeps the leases of a worker's running runs alive with one loop for all of them.
 
-    async def loop() -> None:
+    One loop (not a task per run) keeps the per-message cost flat; it sleeps on the injected
+    clock, so the fake clock of ``TestScheduler`` drives renewals too."""
+
+    def __init__(self, backend: Backend, owner: str, clock: Clock, lease: timedelta) -> None:
+        self.backend = backend
+        self.owner = owner
+        self.clock = clock
+        self.lease = lease
+        self._active: dict[str, str | None] = {}
+        self._nonempty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, run_key: str, overlap_key: str | None) -> None:
+        self._active[run_key] = overlap_key
+        self._nonempty.set()
+
+    def discard(self, run_key: str) -> None:
+        self._active.pop(run_key, None)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
         while True:
-            await clock.sleep_until(clock.now() + every)
-            try:
-                if not await renew():
-                    log.warning("%s: lost its lease (another worker may take it over)", what)
-                    return
-            except Exception as exc:  # a backend outage: keep running, try again next time
-                log.warning("%s: could not renew its lease: %s", what, exc)
-
-    task = asyncio.create_task(loop())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+            if not self._active:
+                self._nonempty.clear()
+                await self._nonempty.wait()
+            await self.clock.sleep_until(self.clock.now() + self.lease / 3)
+            until = self.clock.now() + self.lease
+            for run_key, overlap_key in list(self._active.items()):
+                try:
+                    kept = await self.backend.renew_run(
+                        run_key, overlap_key=overlap_key, owner=self.owner, lease_until=until
+                    )
+                except Exception as exc:  # an outage: keep running, try again next time
+                    log.warning("%s: could not renew its lease: %s", run_key, exc)
+                    continue
+                if not kept and run_key in self._active:
+                    log.warning("%s: lost its lease (another worker may take it over)", run_key)

@@ -14,7 +14,7 @@ import logging
 import os
 import random
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -23,14 +23,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from jararaca import wire
-from jararaca.backends.base import Backend, RunStatus
+from jararaca.backends.base import Backend, RunStart, RunStatus
 from jararaca.brokers.base import Broker, Consumer, Delivery
 from jararaca.clock import Clock, SystemClock
-from jararaca.invoke import call_exception_handler, call_user_code, renewing
+from jararaca.invoke import LeaseRenewer, call_exception_handler, call_user_code
 from jararaca.messagebus.message import MessageContext
 from jararaca.messagebus.publisher import Publisher, bind_publisher
 from jararaca.microservice import Container, Microservice
-from jararaca.registry import ActionDef, HandlerDef, action_queues, build_registry
+from jararaca.registry import HandlerDef, action_queues, build_registry
 from jararaca.runtime import connect_with_retry
 from jararaca.scheduler.decorators import ScheduledRun
 from jararaca.settings import lease_seconds as default_lease_seconds
@@ -97,6 +97,7 @@ class Worker:
         self._consumers: list[Consumer] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._owns_connections = backend is None and broker is None
+        self._renewer = LeaseRenewer(self.backend, self.owner, self.clock, self.lease)
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -111,6 +112,7 @@ class Worker:
         controllers = {a.controller for a in self.actions} | {h.controller for h in self.handlers}
         for controller in controllers:
             self._container.get(controller)  # build now: a broken provider fails at start-up
+        self._renewer.start()
         queues = [h.queue for h in self.handlers] + action_queues(self.actions)
         await self.broker.declare([q for q in queues if not q.broadcast])
         for handler in self.handlers:
@@ -144,6 +146,7 @@ class Worker:
                 task.cancel()
             if still:
                 await asyncio.wait(still)
+        await self._renewer.stop()
         if self._owns_connections:
             await self.backend.close()
             await self.broker.close()
@@ -208,90 +211,111 @@ class Worker:
             await self._dead_letter(delivery, "fire without a valid x-jararaca-scheduled-at header")
             return
         spec = action.spec
-        fire = envelope.message_id
+        run_key = envelope.message_id
         overlap_key = None if spec.allow_overlap else action.action_id
         if not spec.exclusive:  # every worker runs its own copy: identities are per worker
-            fire = f"{fire}#{self.owner}"
+            run_key = f"{run_key}#{self.owner}"
             overlap_key = overlap_key and f"{overlap_key}#{self.owner}"
+        start = await self._begin(
+            delivery, run_key, overlap_key, catching_up=envelope.headers.get(wire.CATCH_UP) == "1"
+        )
+        if start is None:
+            return
+        run = ScheduledRun(action.action_id, scheduled_at, envelope.message_id, start.attempt)
+        self.stats.runs_started += 1
+        for listener in self.run_listeners:
+            listener(run)
+        method = getattr(self._container.get(action.controller), action.attribute)
+        call = partial(method, run) if spec.takes_run else method
+        error = await self._run_owned(run_key, overlap_key, call, spec.timeout)
+        if error is not None:
+            self.stats.runs_failed += 1
+            log.error("action %s (fire %s) failed: %r", action.action_id, run_key, error)
+            await call_exception_handler(spec.exception_handler, error, run, action.action_id)
+        await self._finish(delivery, run_key, overlap_key)
+
+    async def _begin(
+        self,
+        delivery: Delivery,
+        run_key: str,
+        overlap_key: str | None,
+        *,
+        catching_up: bool = False,
+        recheck_routing_key: str | None = None,
+    ) -> RunStart | None:
+        """Ask the backend whether this worker may run ``run_key`` now. Settles the delivery
+        itself and returns None when it may not (a duplicate, an overlap, or another worker
+        holding it)."""
         now = self.clock.now()
-        catching_up = envelope.headers.get(wire.CATCH_UP) == "1"
         start = await self.backend.begin_run(
-            fire,
+            run_key,
             overlap_key=overlap_key,
             owner=self.owner,
             now=now,
             lease_until=now + self.lease,
             skip_on_overlap=not catching_up,
         )
+        if start.status is RunStatus.STARTED:
+            return start
         if start.status is RunStatus.DONE:
             self.stats.duplicates += 1
-            log.debug("fire %s already ran: duplicate delivery acknowledged", fire)
+            log.debug("%s already ran: duplicate delivery acknowledged", run_key)
             await delivery.ack()
-            return
-        if start.status is RunStatus.OVERLAP and catching_up:
+        elif start.status is RunStatus.OVERLAP and catching_up:
             # Missed slots run one after another: wait for the previous run, don't skip.
-            await self._recheck_later(delivery, fire, now + CATCH_UP_RECHECK)
-            return
-        if start.status is RunStatus.OVERLAP:
+            await self._recheck_later(delivery, run_key, now + CATCH_UP_RECHECK, None)
+        elif start.status is RunStatus.OVERLAP:
             self.stats.skipped_overlap += 1
-            log.warning(
-                "skipped fire %s: the previous run of %s is still running", fire, action.action_id
-            )
+            log.warning("skipped %s: the previous run of %s is still running", run_key, overlap_key)
             await delivery.ack()
-            return
-        if start.status is RunStatus.BUSY:
-            holder_end = start.busy_until or now + self.lease
-            await self._recheck_later(delivery, fire, holder_end + timedelta(seconds=1))
-            return
-        await self._execute(action, delivery, fire, overlap_key, scheduled_at, start.attempt)
+        else:
+            holder_end = (start.busy_until or now + self.lease) + timedelta(seconds=1)
+            await self._recheck_later(delivery, run_key, holder_end, recheck_routing_key)
+        return None
 
-    async def _execute(
+    async def _run_owned(
         self,
-        action: ActionDef,
-        delivery: Delivery,
-        fire: str,
+        run_key: str,
         overlap_key: str | None,
-        scheduled_at: datetime,
-        attempt: int,
-    ) -> None:
-        run = ScheduledRun(action.action_id, scheduled_at, delivery.envelope.message_id, attempt)
-        self.stats.runs_started += 1
-        for listener in self.run_listeners:
-            listener(run)
-        instance = self._container.get(action.controller)
-        method = getattr(instance, action.attribute)
-        call = partial(method, run) if action.spec.takes_run else method
-        renew = partial(self.backend.renew_run, fire, overlap_key=overlap_key, owner=self.owner)
+        call: Callable[[], Awaitable[Any]],
+        timeout: float | None,
+    ) -> BaseException | None:
+        """Run user code while its lease is renewed; return what it raised."""
+        self._renewer.add(run_key, overlap_key)
         try:
-            async with renewing(
-                lambda: renew(lease_until=self.clock.now() + self.lease),
-                self.clock,
-                self.lease / 3,
-                fire,
-            ):
-                exc = await call_user_code(call, timeout=action.spec.timeout)
+            return await call_user_code(call, timeout=timeout)
         except asyncio.CancelledError:
-            # Shutdown ran out of grace: end the lease now so another worker takes the fire
+            # Shutdown ran out of grace: end the lease now so another worker takes the run
             # over at once instead of after the lease.
-            await _settle_quietly(lambda: renew(lease_until=self.clock.now()))
+            await _settle_quietly(
+                lambda: self.backend.renew_run(
+                    run_key, overlap_key=overlap_key, owner=self.owner, lease_until=self.clock.now()
+                )
+            )
             raise
-        if exc is not None:
-            self.stats.runs_failed += 1
-            log.error("action %s (fire %s) failed: %r", action.action_id, fire, exc)
-            await call_exception_handler(action.spec.exception_handler, exc, run, action.action_id)
+        finally:
+            self._renewer.discard(run_key)
+
+    async def _finish(self, delivery: Delivery, run_key: str, overlap_key: str | None) -> None:
         await self.backend.finish_run(
-            fire, overlap_key=overlap_key, owner=self.owner, now=self.clock.now()
+            run_key, overlap_key=overlap_key, owner=self.owner, now=self.clock.now()
         )
         await delivery.ack()
 
-    async def _recheck_later(self, delivery: Delivery, fire: str, busy_until: datetime) -> None:
-        """Another worker holds this fire's lease (it was redelivered while that worker runs it,
-        or that worker died). Look again when the lease ends: by then the fire is done, or
-        the lease expired and this fire is taken over."""
+    async def _recheck_later(
+        self, delivery: Delivery, run_key: str, when: datetime, routing_key: str | None
+    ) -> None:
+        """Another worker holds this run's lease (a redelivery while that worker runs it, or
+        that worker died), or a catch-up fire waits for the previous run. Look again at
+        ``when`` through the delayed queue: by then it is done, or its lease expired and
+        this run is taken over."""
         self.stats.rechecks += 1
-        await self.backend.enqueue_delayed(
-            delivery.envelope, busy_until, task_id=f"recheck:{fire}"
-        )
+        envelope = delivery.envelope
+        if routing_key is not None:
+            envelope = wire.Envelope(
+                envelope.message_id, routing_key, envelope.body, envelope.headers
+            )
+        await self.backend.enqueue_delayed(envelope, when, task_id=f"recheck:{run_key}")
         await delivery.ack()
 
     async def _run_message(self, handler: HandlerDef, delivery: Delivery) -> None:
@@ -314,13 +338,20 @@ class Worker:
             due_at=_instant(envelope.headers.get(wire.DUE_AT)),
             attempt=envelope.attempt,
         )
-        instance = self._container.get(handler.controller)
-        method = getattr(instance, handler.attribute)
+        # One run per (handler, message, attempt): a message published twice (its beat died
+        # after publishing, before forgetting it) or redelivered is handled once.
+        run_key = f"msg:{handler.handler_id}:{envelope.message_id}:{context.attempt}"
+        start = await self._begin(
+            delivery, run_key, None, recheck_routing_key=handler.retry_routing_key
+        )
+        if start is None:
+            return
+        method = getattr(self._container.get(handler.controller), handler.attribute)
         call = partial(method, message, context) if spec.takes_context else partial(method, message)
-        error = await call_user_code(call, timeout=spec.timeout)
+        error = await self._run_owned(run_key, None, call, spec.timeout)
         if error is None:
             self.stats.messages_handled += 1
-            await delivery.ack()
+            await self._finish(delivery, run_key, None)
             return
         self.stats.messages_failed += 1
         log.error(
@@ -331,6 +362,9 @@ class Worker:
             error,
         )
         await call_exception_handler(spec.exception_handler, error, context, handler.handler_id)
+        await self.backend.finish_run(
+            run_key, overlap_key=None, owner=self.owner, now=self.clock.now()
+        )
         if context.attempt <= spec.retries:
             await self._retry(handler, delivery, context.attempt)
         else:

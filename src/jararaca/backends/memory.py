@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -53,6 +54,10 @@ class _Store:
     pending: dict[str, _Pending] = field(default_factory=dict)
     pending_heap: list[tuple[int, int, str]] = field(default_factory=list)
     runs: dict[str, _Run] = field(default_factory=dict)
+    # (expiry ms, key) in the order written: TTLs are constant, so expiries ascend and pruning
+    # pops from the left in O(1) per key instead of rescanning the whole dict.
+    claim_expiries: deque[tuple[int, str]] = field(default_factory=deque)
+    run_expiries: deque[tuple[int, str]] = field(default_factory=deque)
     # overlap key -> (fire id, owner, lease end ms)
     overlap: dict[str, tuple[str, str, int]] = field(default_factory=dict)
     listeners: set[asyncio.Event] = field(default_factory=set)
@@ -103,8 +108,7 @@ class MemoryBackend:
     ) -> list[bool]:
         s = self._s
         now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
-        if len(s.fire_claims) > 10_000:
-            s.fire_claims = {k: v for k, v in s.fire_claims.items() if v > now_ms}
+        _prune(s.claim_expiries, now_ms, lambda key, at: _forget_claim(s.fire_claims, key, at))
         answers: list[bool] = []
         for claim in claims:
             expiry = s.fire_claims.get(claim.fire_id)
@@ -112,6 +116,7 @@ class MemoryBackend:
                 answers.append(False)
                 continue
             s.fire_claims[claim.fire_id] = now_ms + FIRE_CLAIM_TTL_MS
+            s.claim_expiries.append((now_ms + FIRE_CLAIM_TTL_MS, claim.fire_id))
             at = epoch_ms(claim.scheduled_at)
             if s.last_fires.get(claim.action_id, at - 1) < at:
                 s.last_fires[claim.action_id] = at
@@ -266,6 +271,7 @@ class MemoryBackend:
             if holder is not None and holder[0] != fire_id and holder[2] > now_ms:
                 if skip_on_overlap:
                     s.runs[fire_id] = _Run(owner, now_ms, 1, done_until_ms=now_ms + DONE_RUN_TTL_MS)
+                    s.run_expiries.append((now_ms + DONE_RUN_TTL_MS, fire_id))
                 return RunStart(RunStatus.OVERLAP, 1, from_epoch_ms(holder[2]))
             s.overlap[overlap_key] = (fire_id, owner, lease_ms)
         attempt = 1 if run is None else run.attempt + 1
@@ -298,11 +304,28 @@ class MemoryBackend:
             holder = s.overlap.get(overlap_key)
             if holder is not None and holder[0] == fire_id and holder[1] == owner:
                 del s.overlap[overlap_key]
-        if len(s.runs) > 10_000:
-            s.runs = {
-                k: r for k, r in s.runs.items() if (r.done_until_ms or r.lease_ms + 1) > now_ms
-            }
+        s.run_expiries.append((now_ms + DONE_RUN_TTL_MS, fire_id))
+        _prune(s.run_expiries, now_ms, lambda key, at: _forget_run(s.runs, key, at))
 
     async def is_running(self, overlap_key: str, *, now: datetime) -> bool:
         holder = self._s.overlap.get(overlap_key)
         return holder is not None and holder[2] > epoch_ms(now)
+
+
+def _prune(
+    expiries: deque[tuple[int, str]], now_ms: int, forget: Callable[[str, int], object]
+) -> None:
+    while expiries and expiries[0][0] <= now_ms:
+        at, key = expiries.popleft()
+        forget(key, at)
+
+
+def _forget_run(runs: dict[str, _Run], key: str, at: int) -> None:
+    run = runs.get(key)
+    if run is not None and run.done_until_ms == at:
+        del runs[key]
+
+
+def _forget_claim(claims: dict[str, int], key: str, at: int) -> None:
+    if claims.get(key) == at:
+        del claims[key]
