@@ -83,9 +83,7 @@ async def test_due_entries_are_claimed_in_order_and_only_when_due(backend: Backe
         await backend.enqueue_delayed(m, T0 + timedelta(seconds=seconds), task_id=m.message_id)
     assert await backend.next_due() == T0 + timedelta(seconds=10)
     assert await backend.claim_due(now=T0 + timedelta(seconds=5), lease_until=T0, limit=10) == []
-    got = await backend.claim_due(
-        now=T0 + timedelta(seconds=25), lease_until=T0 + LEASE, limit=10
-    )
+    got = await backend.claim_due(now=T0 + timedelta(seconds=25), lease_until=T0 + LEASE, limit=10)
     assert [e.message_id for e in got] == ["m1", "m2"]
     assert await backend.pending_count() == 1
 
@@ -254,11 +252,21 @@ async def test_overlap_skips_a_second_fire_while_the_first_runs(backend: Backend
     assert third.status is RunStatus.STARTED
 
 
+async def test_a_catch_up_fire_blocked_by_overlap_can_try_again(backend: Backend) -> None:
+    await backend.begin_run("a@1", overlap_key="a", owner="w1", now=T0, lease_until=T0 + LEASE)
+    waiting = await backend.begin_run(
+        "a@2", overlap_key="a", owner="w2", now=T0, lease_until=T0 + LEASE, skip_on_overlap=False
+    )
+    await backend.finish_run("a@1", overlap_key="a", owner="w1", now=T0)
+    again = await backend.begin_run(
+        "a@2", overlap_key="a", owner="w2", now=T0, lease_until=T0 + LEASE, skip_on_overlap=False
+    )
+    assert (waiting.status, again.status) == (RunStatus.OVERLAP, RunStatus.STARTED)
+
+
 async def test_renewing_keeps_the_overlap_lease_alive(backend: Backend) -> None:
     await backend.begin_run("a@1", overlap_key="a", owner="w1", now=T0, lease_until=T0 + LEASE)
-    assert await backend.renew_run(
-        "a@1", overlap_key="a", owner="w1", lease_until=T0 + 3 * LEASE
-    )
+    assert await backend.renew_run("a@1", overlap_key="a", owner="w1", lease_until=T0 + 3 * LEASE)
     t = T0 + 2 * LEASE
     assert await backend.is_running("a", now=t)
     blocked = await backend.begin_run(

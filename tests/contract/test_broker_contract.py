@@ -58,7 +58,11 @@ async def test_published_message_arrives_whole(broker: Broker) -> None:
     assert await broker.publish([sent]) == []
     await inbox.wait_for(1)
     got = inbox.deliveries[0].envelope
-    assert (got.message_id, got.routing_key, got.body) == (sent.message_id, sent.routing_key, sent.body)
+    assert (got.message_id, got.routing_key, got.body) == (
+        sent.message_id,
+        sent.routing_key,
+        sent.body,
+    )
     assert got.headers["x-jararaca-attempt"] == "2"
     assert not inbox.deliveries[0].redelivered
 
@@ -187,7 +191,9 @@ async def test_dead_lettered_messages_land_in_the_dead_letter_queue_with_reason(
     await broker.publish([env("bad")])
     await broker.dead_letter(env("direct"), "unroutable")
     await dead.wait_for(2)
-    reasons = {d.envelope.message_id: d.envelope.headers[DEAD_LETTER_REASON] for d in dead.deliveries}
+    reasons = {
+        d.envelope.message_id: d.envelope.headers[DEAD_LETTER_REASON] for d in dead.deliveries
+    }
     assert reasons == {"bad": "payload failed validation", "direct": "unroutable"}
 
 

@@ -136,7 +136,8 @@ class Backend(Protocol):
     async def claim_due(
         self, *, now: datetime, lease_until: datetime, limit: int
     ) -> list[Envelope]:
-        """Move up to ``limit`` pending entries due at or before ``now`` (earliest first) into
+        """Move up to ``limit`` pending entries due at or before ``now`` (earliest first; entries
+        due at the same instant in no particular order) into
         flight until ``lease_until`` and return their envelopes, each with its
         ``x-jararaca-due-at`` header set to the due instant the entry had (a time policy may
         have moved it after the envelope was built)."""

@@ -1,0 +1,31 @@
+-- Claim cron fires for dispatch: each fire id once across every beat, for at least an hour.
+-- KEYS: fire claims ZSET (fire id -> remembered until ms), last fires HASH, in-flight ZSET,
+--       in-flight envelopes HASH
+-- ARGV: now ms, lease end ms, claim TTL ms, then per claim:
+--       fire id, action id, scheduled ms, message id, envelope JSON
+-- Returns one 1 (claimed, now in flight) or 0 (claimed before) per claim.
+local claims, last, inflight, envelopes = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local now, lease, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+
+-- Trimming expired claims here keeps the ZSET at about one TTL's worth of fires.
+redis.call('ZREMRANGEBYSCORE', claims, '-inf', now)
+local answers = {}
+for i = 4, #ARGV, 5 do
+  local fire, action, at = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if redis.call('ZSCORE', claims, fire) then
+    answers[#answers + 1] = 0
+  else
+    redis.call('ZADD', claims, now + ttl, fire)
+    local previous = redis.call('HGET', last, action)
+    -- The last fire only moves forward: a late beat must not make a slot look missed again.
+    if not previous or tonumber(previous) < tonumber(at) then
+      redis.call('HSET', last, action, at)
+    end
+    redis.call('ZADD', inflight, lease, ARGV[i + 3])
+    redis.call('HSET', envelopes, ARGV[i + 3], ARGV[i + 4])
+    answers[#answers + 1] = 1
+  end
+end
+-- With no beat for a whole TTL every claim has expired anyway, so the key may go too.
+redis.call('PEXPIRE', claims, ttl)
+return answers

@@ -1,0 +1,77 @@
+"""Every Redis key and channel name the Redis backend uses, in one place.
+
+All names start with ``jararaca:{<namespace>}:``. The braces are a Redis Cluster hash tag: every
+key of a namespace lives in one slot, so each multi-key Lua script is Cluster-safe, and apps
+sharing one Redis never see each other's state.
+
+Layout (``P`` = the prefix):
+
+* ``P last`` HASH action id -> epoch ms of its last dispatched fire;
+* ``P claims`` ZSET fire id -> epoch ms until which the claim is remembered; expired members are
+  trimmed by every claim, and the key itself expires an hour after the last claim, so it never
+  grows past one hour of fires;
+* ``P inflight`` ZSET message id -> lease end ms, ``P inflight:env`` HASH message id -> envelope;
+* ``P delayed`` ZSET task id -> due ms, ``P delayed:env`` HASH task id -> envelope;
+* ``P run:<fire id>`` HASH ``owner``, ``lease`` (ms), ``attempt``, ``done`` (ms until which the
+  fire counts as finished), with a TTL of a day past its lease;
+* ``P overlap:<overlap key>`` HASH ``fire``, ``owner``, ``lease`` (ms), with a TTL of a day past
+  its lease (liveness is the ``lease`` field; the TTL only collects marks of vanished actions);
+* ``P wakeup`` the pub/sub channel told when an enqueue makes the delayed queue's head sooner.
+
+Envelopes are stored as :meth:`jararaca.wire.Envelope.to_json`, readable with ``redis-cli``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jararaca.errors import ConfigError
+
+
+def prefix(namespace: str) -> str:
+    if not namespace or "{" in namespace or "}" in namespace:
+        # A brace would end the hash tag early: two namespaces could then share key prefixes.
+        raise ConfigError(
+            f"bad Redis namespace {namespace!r}: it must be non-empty and contain no braces"
+        )
+    return f"jararaca:{{{namespace}}}:"
+
+
+def scan_pattern(namespace: str) -> str:
+    """A SCAN MATCH pattern for exactly this namespace's keys (glob characters escaped)."""
+    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in prefix(namespace))
+    return escaped + "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The names of one namespace's keys."""
+
+    prefix: str
+    last_fires: str
+    fire_claims: str
+    inflight: str
+    inflight_env: str
+    delayed: str
+    delayed_env: str
+    wakeup_channel: str
+
+    @classmethod
+    def for_namespace(cls, namespace: str) -> Keys:
+        p = prefix(namespace)
+        return cls(
+            prefix=p,
+            last_fires=p + "last",
+            fire_claims=p + "claims",
+            inflight=p + "inflight",
+            inflight_env=p + "inflight:env",
+            delayed=p + "delayed",
+            delayed_env=p + "delayed:env",
+            wakeup_channel=p + "wakeup",
+        )
+
+    def run(self, fire_id: str) -> str:
+        return f"{self.prefix}run:{fire_id}"
+
+    def overlap(self, overlap_key: str) -> str:
+        return f"{self.prefix}overlap:{overlap_key}"
