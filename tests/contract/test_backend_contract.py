@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jararaca.backends.base import Backend, FireClaim, RunStatus
-from tests.contract.conftest import BackendFactory
 from jararaca.wire import Envelope
+from tests.contract.conftest import BackendFactory
 
 T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=30)
