@@ -1,0 +1,131 @@
+"""Real ``jararaca beat`` / ``jararaca worker`` processes against 127.0.0.1 for integration tests.
+
+Each test gets its own exchange (= Redis namespace), so tests never see each other's state,
+and everything it started or declared is removed afterwards. Processes are stopped by pid.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.services import AMQP_URL, REDIS_URL
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = "tests.fixtures.dist_app:app"
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    def kill(self) -> None:
+        """``kill -9``: no chance to clean up, as in a crash."""
+        if self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        return self.popen.wait(timeout=timeout)
+
+    def records(self, kind: str) -> list[list[str]]:
+        return [line.split() for line in list(self.lines) if line.startswith(kind + " ")]
+
+
+class Cluster:
+    """Starts processes of one app on one fresh exchange; ``close()`` removes everything."""
+
+    def __init__(self, label: str) -> None:
+        self.exchange = f"it-{label}-{uuid.uuid4().hex[:8]}"
+        self.broker_url = f"{AMQP_URL}?exchange={self.exchange}"
+        self.backend_url = REDIS_URL
+        self.processes: list[Process] = []
+
+    def start(
+        self, kind: str, *args: str, env: dict[str, str] | None = None, app: str = APP
+    ) -> Process:
+        urls = ["--broker-url", self.broker_url, "--backend-url", self.backend_url]
+        return self.spawn(
+            f"{kind}-{len(self.processes)}",
+            [sys.executable, "-m", "jararaca", kind, app, *urls, *args],
+            env,
+        )
+
+    def spawn(
+        self, name: str, command: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT
+    ) -> Process:
+        """Start any command (a CLI line, a script) whose output the test reads."""
+        popen = subprocess.Popen(
+            command,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "JARARACA_LEASE_SECONDS": "6", **(env or {})},
+        )
+        process = Process(name, popen)
+        threading.Thread(target=_pump, args=(process,), daemon=True).start()
+        self.processes.append(process)
+        return process
+
+    def records(self, kind: str) -> list[list[str]]:
+        return [r for p in self.processes for r in p.records(kind)]
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                tails = "\n".join(
+                    f"--- {p.name}\n" + "\n".join(p.lines[-15:]) for p in self.processes
+                )
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{tails}")
+            time.sleep(0.1)
+
+    def wait_ready(self, process: Process, timeout: float = 30) -> None:
+        marker = "beat started" if process.name.startswith("beat") else "consuming"
+        self.wait_until(
+            lambda: any(marker in line for line in process.lines), timeout, f"{process.name} ready"
+        )
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.kill()
+        import asyncio
+
+        asyncio.run(self._remove_state())
+
+    async def _remove_state(self) -> None:
+        from jararaca.backends.redis import RedisBackend
+        from jararaca.brokers.rabbitmq import RabbitMQBroker
+        from jararaca.registry import action_queues, build_registry
+        from tests.fixtures.dist_app import app
+
+        backend = RedisBackend(self.backend_url, namespace=self.exchange)
+        await backend.connect()
+        await backend.delete_namespace()
+        await backend.close()
+        broker = RabbitMQBroker(AMQP_URL, namespace=self.exchange, prefetch=1)
+        await broker.connect()
+        registry = build_registry(app)
+        queues = [h.queue for h in registry.handlers] + action_queues(registry.actions)
+        await broker.declare([q for q in queues if not q.broadcast])
+        await broker.delete_topology()
+        await broker.close()
+
+
+def _pump(process: Process) -> None:
+    assert process.popen.stdout is not None
+    for line in process.popen.stdout:
+        process.lines.append(line.rstrip("\n"))
