@@ -59,7 +59,10 @@ def test_an_app_that_raises_on_import_is_reported_with_its_location() -> None:
     [
         (["scheduler", "tests.fixtures.seconds_app"], "module:attribute"),
         (["scheduler", "tests.fixtures.seconds_app:nope"], "no attribute 'nope'"),
-        (["scheduler", "tests.fixtures.seconds_app:app", "--actions", "nope"], "no action named nope"),
+        (
+            ["scheduler", "tests.fixtures.seconds_app:app", "--actions", "nope"],
+            "no action named nope",
+        ),
     ],
 )
 def test_bad_app_paths_and_filters(args: list[str], fragment: str) -> None:
@@ -85,13 +88,17 @@ def test_bad_urls_are_refused_without_printing_the_password() -> None:
 
 
 def test_missing_broker_url_is_a_usage_error() -> None:
-    result = jararaca("beat", "tests.fixtures.seconds_app:app", env={"BROKER_URL": "", "BACKEND_URL": ""})
+    result = jararaca(
+        "beat", "tests.fixtures.seconds_app:app", env={"BROKER_URL": "", "BACKEND_URL": ""}
+    )
     assert result.returncode == 2
     assert "--broker-url" in result.stderr
 
 
 def test_reload_needs_an_existing_src_dir() -> None:
-    result = jararaca("scheduler", "tests.fixtures.seconds_app:app", "--reload", "--src-dir", "nowhere")
+    result = jararaca(
+        "scheduler", "tests.fixtures.seconds_app:app", "--reload", "--src-dir", "nowhere"
+    )
     assert result.returncode == 2
     [line] = error_lines(result)
     assert "'nowhere'" in line

@@ -31,7 +31,9 @@ async def test_first_fire_is_the_next_slot_then_every_slot_on_the_grid() -> None
         datetime(2031, 3, 4, 10, m, tzinfo=UTC) for m in (5, 10, 15, 20)
     ]
     assert {r.action_id for r in t.runs} == {f"{__name__}.Every5Minutes.tick"}
-    assert all(r.fire_id == f"{r.action_id}@{int(r.scheduled_at.timestamp() * 1000)}" for r in t.runs)
+    assert all(
+        r.fire_id == f"{r.action_id}@{int(r.scheduled_at.timestamp() * 1000)}" for r in t.runs
+    )
 
 
 class EverySecond:
@@ -87,9 +89,13 @@ async def test_catch_up_all_is_capped_at_100() -> None:
             return None
 
     app = app_of(Busy)
-    async with TestScheduler(app, start=datetime(2031, 1, 1, 0, 0, 30, tzinfo=UTC), store="cap") as t:
+    async with TestScheduler(
+        app, start=datetime(2031, 1, 1, 0, 0, 30, tzinfo=UTC), store="cap"
+    ) as t:
         await t.advance(timedelta(minutes=1))
-    async with TestScheduler(app, start=datetime(2031, 1, 2, 0, 0, 30, tzinfo=UTC), store="cap") as t2:
+    async with TestScheduler(
+        app, start=datetime(2031, 1, 2, 0, 0, 30, tzinfo=UTC), store="cap"
+    ) as t2:
         await t2.advance(timedelta(seconds=25))
     assert len(t.runs) == 1
     assert len(t2.runs) == 100

@@ -54,7 +54,9 @@ def test_first_deploy_waits_for_the_next_slot() -> None:
 
 
 def test_a_slot_exactly_now_is_not_run_immediately_on_first_deploy() -> None:
-    missed, upcoming = first_fires(EVERY_10_MIN, last_fire=None, now=at(12, 0), policy="all", window=None)
+    missed, upcoming = first_fires(
+        EVERY_10_MIN, last_fire=None, now=at(12, 0), policy="all", window=None
+    )
     assert (missed, upcoming) == ([], at(12, 10))
 
 

@@ -95,7 +95,9 @@ async def test_seed_use_publisher_delay_and_schedule() -> None:
     async with TestScheduler(reminder_app, start=start) as t:
         reminder = ReminderMessage(user_id="9", message="hi")
         await use_publisher().delay(reminder, 60)
-        await use_publisher().schedule(reminder, datetime.now() + timedelta(minutes=2), ZoneInfo("UTC"))
+        await use_publisher().schedule(
+            reminder, datetime.now() + timedelta(minutes=2), ZoneInfo("UTC")
+        )
         await t.advance(timedelta(minutes=3))
     assert len(reminders) == 2
 
