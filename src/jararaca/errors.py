@@ -15,6 +15,10 @@ class ConfigError(JararacaError, ValueError):
     """Bad configuration: a URL, an app path, or a declaration (decorator, controller, provider)."""
 
 
+class CredentialsError(ConfigError):
+    """A server refused the user or password: retrying cannot help, so start-up stops at once."""
+
+
 class PublisherNotBoundError(JararacaError, LookupError):
     """``use_publisher()`` (or ``Message.delay``...) was called with no publisher bound."""
 

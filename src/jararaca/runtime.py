@@ -9,7 +9,8 @@ import random
 import signal
 from collections.abc import Awaitable, Callable
 
-from jararaca.errors import JararacaError
+from jararaca.backends.base import Backend
+from jararaca.errors import ConfigError, JararacaError
 
 log = logging.getLogger("jararaca")
 
@@ -52,6 +53,8 @@ async def connect_with_retry(
     while True:
         try:
             await connect()
+        except ConfigError:
+            raise  # refused credentials or a bad URL: waiting will not fix it
         except JararacaError as exc:
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -67,3 +70,22 @@ async def connect_with_retry(
             if warned:
                 log.info("%s is reachable again", what)
             return
+
+
+async def warn_if_volatile(backend: Backend) -> None:
+    """One loud warning at start-up when the backend could lose what it holds."""
+    info = await backend.info()
+    if info.evicts_keys:
+        log.warning(
+            "DATA AT RISK: the backend may evict keys under memory pressure (%s): delayed "
+            "messages, fire claims and run leases could silently vanish. Set "
+            "`maxmemory-policy noeviction` on this Redis.",
+            info.detail,
+        )
+    if not info.persists:
+        log.warning(
+            "DATA AT RISK: the backend persists nothing (%s): a Redis restart loses every "
+            "delayed message waiting there. Enable `appendonly yes` (or RDB save points) on "
+            "this Redis.",
+            info.detail,
+        )

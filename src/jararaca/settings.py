@@ -23,3 +23,22 @@ def lease_seconds() -> float:
             f"JARARACA_LEASE_SECONDS={raw!r} is not a positive number of seconds"
         ) from None
     return value
+
+
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+
+
+def max_message_bytes() -> int:
+    """``JARARACA_MAX_MESSAGE_BYTES``: the largest body published or handled (default 1 MiB)."""
+    raw = os.environ.get("JARARACA_MAX_MESSAGE_BYTES", "")
+    if not raw:
+        return DEFAULT_MAX_MESSAGE_BYTES
+    try:
+        value = int(raw)
+        if value <= 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(
+            f"JARARACA_MAX_MESSAGE_BYTES={raw!r} is not a positive number of bytes"
+        ) from None
+    return value

@@ -26,14 +26,17 @@ from jararaca import wire
 from jararaca.backends.base import Backend, RunStart, RunStatus
 from jararaca.brokers.base import Broker, Consumer, Delivery
 from jararaca.clock import Clock, SystemClock
+from jararaca.errors import JararacaError
 from jararaca.invoke import LeaseRenewer, call_exception_handler, call_user_code
 from jararaca.messagebus.message import MessageContext
 from jararaca.messagebus.publisher import Publisher, bind_publisher
 from jararaca.microservice import Container, Microservice
+from jararaca.outage import Outage
 from jararaca.registry import HandlerDef, action_queues, build_registry
 from jararaca.runtime import connect_with_retry
 from jararaca.scheduler.decorators import ScheduledRun
 from jararaca.settings import lease_seconds as default_lease_seconds
+from jararaca.settings import max_message_bytes
 from jararaca.urls import make_backend, make_broker
 
 log = logging.getLogger("jararaca.worker")
@@ -88,6 +91,7 @@ class Worker:
         self.clock = clock or SystemClock()
         self.lease = timedelta(seconds=lease_seconds or default_lease_seconds())
         self.grace = graceful_shutdown_seconds
+        self.max_message_bytes = max_message_bytes()
         self.connect_timeout = connect_timeout
         self.owner = owner_id()
         self.stats = WorkerStats()
@@ -98,6 +102,7 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._owns_connections = backend is None and broker is None
         self._renewer = LeaseRenewer(self.backend, self.owner, self.clock, self.lease)
+        self._outage = Outage("the worker's backend or broker", log)
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -188,11 +193,14 @@ class Worker:
                 else:
                     await self._run_message(handler, delivery)
             except asyncio.CancelledError:
-                await delivery.requeue()
+                await _settle_quietly(delivery.requeue)
                 raise
+            except JararacaError as exc:
+                # Redis or RabbitMQ is down before the run could start: give the message back
+                # after a backoff (not a hot requeue loop); it is delivered again later.
+                await asyncio.sleep(self._outage.failed(exc))
+                await _settle_quietly(delivery.requeue)
             except Exception:
-                # A backend or broker outage mid-way: leave the message unsettled-then-requeued
-                # so it is delivered again instead of lost.
                 log.exception("processing %s failed; requeueing it", delivery.envelope.message_id)
                 await _settle_quietly(delivery.requeue)
 
@@ -255,6 +263,7 @@ class Worker:
             lease_until=now + self.lease,
             skip_on_overlap=not catching_up,
         )
+        self._outage.recovered()
         if start.status is RunStatus.STARTED:
             return start
         if start.status is RunStatus.DONE:
@@ -297,10 +306,19 @@ class Worker:
             self._renewer.discard(run_key)
 
     async def _finish(self, delivery: Delivery, run_key: str, overlap_key: str | None) -> None:
-        await self.backend.finish_run(
-            run_key, overlap_key=overlap_key, owner=self.owner, now=self.clock.now()
-        )
+        await self._record_done(run_key, overlap_key)
         await delivery.ack()
+
+    async def _record_done(self, run_key: str, overlap_key: str | None) -> None:
+        """Record the run as done. The run already happened, so a backend failure here must
+        not send the message round again: it is only logged (the record guards against
+        duplicates, and its lease runs out by itself)."""
+        try:
+            await self.backend.finish_run(
+                run_key, overlap_key=overlap_key, owner=self.owner, now=self.clock.now()
+            )
+        except JararacaError as exc:
+            log.warning("could not record %s as done: %s", run_key, exc)
 
     async def _recheck_later(
         self, delivery: Delivery, run_key: str, when: datetime, routing_key: str | None
@@ -321,6 +339,13 @@ class Worker:
     async def _run_message(self, handler: HandlerDef, delivery: Delivery) -> None:
         envelope = delivery.envelope
         spec = handler.spec
+        if len(envelope.body) > self.max_message_bytes:
+            await self._dead_letter(
+                delivery,
+                f"message too large: {len(envelope.body):,} bytes, over the "
+                f"{self.max_message_bytes:,}-byte limit (JARARACA_MAX_MESSAGE_BYTES)",
+            )
+            return
         try:
             message = spec.message_type.model_validate_json(envelope.body)
         except ValidationError as exc:
@@ -362,9 +387,7 @@ class Worker:
             error,
         )
         await call_exception_handler(spec.exception_handler, error, context, handler.handler_id)
-        await self.backend.finish_run(
-            run_key, overlap_key=None, owner=self.owner, now=self.clock.now()
-        )
+        await self._record_done(run_key, None)
         if context.attempt <= spec.retries:
             await self._retry(handler, delivery, context.attempt)
         else:

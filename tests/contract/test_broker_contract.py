@@ -67,9 +67,13 @@ async def test_published_message_arrives_whole(broker: Broker) -> None:
     assert not inbox.deliveries[0].redelivered
 
 
-async def test_unroutable_messages_are_reported(broker: Broker) -> None:
+async def test_unroutable_messages_are_dead_lettered_not_dropped(broker: Broker) -> None:
     await broker.declare([ORDERS])
-    assert await broker.publish([env("m1", "nobody.listens"), env("m2")]) == ["m1"]
+    dead = Inbox()
+    await broker.consume(broker.dead_letter_queue(), dead)
+    assert await broker.publish([env("m1", "nobody.listens"), env("m2")]) in ([], ["m1"])
+    await dead.wait_for(1)
+    assert dead.ids == ["m1"]
 
 
 async def test_messages_wait_in_a_durable_queue_for_a_later_consumer(

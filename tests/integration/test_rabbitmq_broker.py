@@ -25,7 +25,7 @@ from aio_pika.exceptions import ChannelClosed
 from jararaca.brokers.base import Broker, Consumer, Delivery, QueueSpec
 from jararaca.brokers.rabbitmq import RabbitMQBroker, RabbitMQConsumer, RabbitMQDelivery
 from jararaca.brokers.rabbitmq_topology import fallback_message_id, header_text
-from jararaca.errors import BrokerError
+from jararaca.errors import BrokerError, CredentialsError
 from jararaca.wire import DEAD_LETTER_REASON, Envelope
 from tests.services import AMQP_URL, require_rabbitmq
 
@@ -148,8 +148,13 @@ async def test_queues_are_durable_and_dead_letter_to_the_app_dlx(
     assert not await accepted(lambda ch: ch.declare_queue(queue, durable=True))
     # The app exchange is a durable topic exchange, the dead-letter exchange a durable fanout.
     topic, fanout = aio_pika.ExchangeType.TOPIC, aio_pika.ExchangeType.FANOUT
-    assert await accepted(lambda ch: ch.declare_exchange(ns, topic, durable=True))
-    assert not await accepted(lambda ch: ch.declare_exchange(ns, topic, durable=False))
+    alternate = {"alternate-exchange": f"{ns}.dlx"}
+    assert await accepted(
+        lambda ch: ch.declare_exchange(ns, topic, durable=True, arguments=alternate)
+    )
+    assert not await accepted(
+        lambda ch: ch.declare_exchange(ns, topic, durable=False, arguments=alternate)
+    )
     assert await accepted(lambda ch: ch.declare_exchange(f"{ns}.dlx", fanout, durable=True))
     # The dead-letter queue is durable and has no dead-letter exchange of its own.
     assert await accepted(lambda ch: ch.declare_queue(f"{ns}.dead-letter", durable=True))
@@ -319,13 +324,13 @@ async def test_close_is_idempotent_and_safe_before_connect(make_broker: BrokerFa
     await broker.close()
 
 
-async def test_a_wrong_password_gives_a_broker_error_without_the_password(
+async def test_a_wrong_password_gives_a_credentials_error_without_the_password(
     make_broker: BrokerFactory,
 ) -> None:
     require_rabbitmq()
     secret = "Wr0ng-Secret-42"
     broker = make_broker(AMQP_URL.replace("guest:guest@", f"guest:{secret}@"))
-    with pytest.raises(BrokerError) as caught:
+    with pytest.raises(CredentialsError) as caught:
         await broker.connect()
     assert secret not in str(caught.value)
     assert "***" in str(caught.value)

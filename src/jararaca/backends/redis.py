@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import AuthenticationError, NoScriptError, RedisError, ResponseError
 
 from jararaca.backends.base import (
     PAYLOAD_POLICIES,
@@ -33,7 +33,7 @@ from jararaca.backends.base import (
 )
 from jararaca.backends.redis_keys import Keys, scan_pattern
 from jararaca.clock import epoch_ms, from_epoch_ms
-from jararaca.errors import BackendError, ConfigError
+from jararaca.errors import BackendError, ConfigError, CredentialsError
 from jararaca.urls import redact
 from jararaca.wire import Envelope
 
@@ -121,6 +121,11 @@ class RedisBackend:
             for script in _SCRIPTS:
                 pipe.script_load(script.source)
             await pipe.execute()
+        except AuthenticationError:
+            raise CredentialsError(
+                f"Redis at {redact(self.url)} refused the login: check the user and password "
+                "in the backend URL"
+            ) from None
         except RedisError as exc:
             raise BackendError(
                 f"cannot use Redis at {redact(self.url)} ({exc}): check the backend URL, that "

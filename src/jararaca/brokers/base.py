@@ -71,8 +71,10 @@ class Broker(Protocol):
         ...
 
     async def publish(self, envelopes: Sequence[Envelope]) -> list[str]:
-        """Publish persistently and wait for the broker's confirms. Returns the message ids that
-        no queue was bound to (unroutable); raises ``BrokerError`` if any publish failed."""
+        """Publish persistently and wait for the broker's confirms; raises ``BrokerError`` if
+        any publish failed. A message no queue is bound to (an unknown topic) lands in the
+        dead-letter queue, never dropped; the ids the broker reported as unroutable are
+        returned (RabbitMQ's alternate exchange routes them without reporting them)."""
         ...
 
     async def dead_letter(self, envelope: Envelope, reason: str) -> None:

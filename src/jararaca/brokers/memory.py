@@ -180,7 +180,13 @@ class MemoryBroker:
         for envelope in envelopes:
             targets = self._exchange.route(envelope.routing_key)
             if not targets:
+                # Like RabbitMQ's alternate exchange: nothing is dropped.
                 unroutable.append(envelope.message_id)
+                self._exchange.dead.put(
+                    _with_reason(
+                        envelope, f"unroutable: no queue is bound to {envelope.routing_key!r}"
+                    )
+                )
             for queue in targets:
                 queue.put(envelope)
         return unroutable

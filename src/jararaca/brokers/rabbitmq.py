@@ -41,7 +41,7 @@ from jararaca.brokers.rabbitmq_topology import (
     message_properties,
 )
 from jararaca.clock import Clock, SystemClock
-from jararaca.errors import BrokerError
+from jararaca.errors import BrokerError, CredentialsError
 from jararaca.urls import redact
 from jararaca.wire import Envelope
 
@@ -107,6 +107,11 @@ class RabbitMQBroker:
                     client_properties={"connection_name": self._connection_name()},
                     timeout=self._connect_timeout,
                 )
+            except aiormq.exceptions.ProbableAuthenticationError:
+                raise CredentialsError(
+                    f"RabbitMQ at {where} refused the login: check the user, password and "
+                    "virtual host in the broker URL"
+                ) from None
             except _CONNECT_FAILURES as exc:
                 # ``from None``: the driver's exception may carry the URL with its password.
                 raise BrokerError(

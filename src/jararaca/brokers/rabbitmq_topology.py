@@ -131,14 +131,21 @@ class Topology:
     async def _declare_base(self) -> None:
         names = self.names
         await self._run(
-            self._channel.declare_exchange(names.exchange, ExchangeType.TOPIC, durable=True),
-            f"declare exchange {names.exchange}",
-        )
-        await self._run(
             self._channel.declare_exchange(
                 names.dead_letter_exchange, ExchangeType.FANOUT, durable=True
             ),
             f"declare exchange {names.dead_letter_exchange}",
+        )
+        # A message no queue is bound to (an unknown topic, from any publisher) goes to the
+        # dead-letter queue through the alternate exchange instead of being dropped.
+        await self._run(
+            self._channel.declare_exchange(
+                names.exchange,
+                ExchangeType.TOPIC,
+                durable=True,
+                arguments={"alternate-exchange": names.dead_letter_exchange},
+            ),
+            f"declare exchange {names.exchange}",
         )
         # The dead-letter queue has no dead-letter exchange of its own: a message rejected
         # from it would otherwise loop back into it.

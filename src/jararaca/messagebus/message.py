@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from jararaca import wire
 from jararaca.errors import ConfigError
+from jararaca.settings import max_message_bytes
 
 MessageType = Literal["task", "event"]
 _TOPIC = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
@@ -117,9 +118,12 @@ def message_envelope(
     }
     if due is not None:
         headers[wire.DUE_AT] = wire.format_instant(due)
-    return wire.Envelope(
-        message_id=uuid.uuid4().hex,
-        routing_key=topic,
-        body=message.model_dump_json().encode("utf-8"),
-        headers=headers,
-    )
+    body = message.model_dump_json().encode("utf-8")
+    limit = max_message_bytes()
+    if len(body) > limit:
+        raise ConfigError(
+            f"{type(message).__qualname__} is {len(body):,} bytes of JSON, over the "
+            f"{limit:,}-byte limit: send a reference (an id, a URL) instead of the data, or "
+            "raise JARARACA_MAX_MESSAGE_BYTES"
+        )
+    return wire.Envelope(message_id=uuid.uuid4().hex, routing_key=topic, body=body, headers=headers)

@@ -21,6 +21,7 @@ from jararaca.backends.base import Backend, FireClaim
 from jararaca.brokers.base import Broker
 from jararaca.clock import Clock
 from jararaca.errors import JararacaError
+from jararaca.outage import Outage
 from jararaca.registry import ActionDef
 from jararaca.scheduler.fires import fire_envelope, fire_id
 from jararaca.scheduler.planning import first_fires, jitter_offset, missed_fires
@@ -63,6 +64,12 @@ class Beat:
         # (dispatch instant as epoch seconds, action index, scheduled instant)
         self._heap: list[tuple[float, int, datetime]] = []
         self._started = False
+        # Work kept across an outage (see tick): fires not yet claimed, envelopes claimed but
+        # not published, and published ones not yet forgotten by the backend.
+        self._unclaimed: list[FireClaim] = []
+        self._unpublished: list[Envelope] = []
+        self._unacked: list[str] = []
+        self._claimed_before_failure = False
 
     async def start(self) -> None:
         """Read each action's last fire and plan catch-up and next fires."""
@@ -112,11 +119,30 @@ class Beat:
         if not self._started:
             await self.start()
         now = self.clock.now()
-        claims = self._due_fires(now)
+        await self._retry_leftovers()
+        claims = self._unclaimed + self._due_fires(now)
+        self._unclaimed = []
         if claims:
-            await self._dispatch_fires(claims, now)
+            try:
+                await self._dispatch_fires(claims, now)
+            except JararacaError:
+                # The claim itself failed (the backend is down): keep the fires to claim
+                # them once it is back, late rather than lost.
+                if not self._claimed_before_failure:
+                    self._unclaimed = claims
+                raise
         await self._dispatch_delayed(now)
         return await self._next_wakeup(now)
+
+    async def _retry_leftovers(self) -> None:
+        """After an outage: publish what was claimed but not published, and forget what was
+        published but not yet forgotten."""
+        if self._unacked:
+            ids, self._unacked = self._unacked, []
+            await self._ack(ids)
+        if self._unpublished:
+            envelopes, self._unpublished = self._unpublished, []
+            await self._publish(envelopes)
 
     def _due_fires(self, now: datetime) -> list[FireClaim]:
         claims: list[FireClaim] = []
@@ -144,14 +170,16 @@ class Beat:
         return claims
 
     async def _dispatch_fires(self, claims: list[FireClaim], now: datetime) -> None:
+        self._claimed_before_failure = False
         answers = await self.backend.claim_fires(claims, now=now, lease_until=now + self.lease)
+        self._claimed_before_failure = True
         won = [c.envelope for c, ok in zip(claims, answers, strict=True) if ok]
         self.stats.fires_lost_race += len(claims) - len(won)
         for claim, ok in zip(claims, answers, strict=True):
             if ok:
                 self.stats.lateness_ms.append((now - claim.scheduled_at).total_seconds() * 1000)
-        if await self._publish(won):
-            self.stats.fires_dispatched += len(won)
+        await self._publish(won)
+        self.stats.fires_dispatched += len(won)
 
     async def _dispatch_delayed(self, now: datetime) -> None:
         lease_until = now + self.lease
@@ -170,36 +198,38 @@ class Beat:
             )
             if batch:
                 stamped = [e.with_headers(dispatched_at=format_instant(now)) for e in batch]
-                if await self._publish(stamped):
-                    self.stats.delayed_dispatched += len(batch)
+                await self._publish(stamped)
+                self.stats.delayed_dispatched += len(batch)
             if len(batch) < DELAYED_BATCH:
                 return
 
-    async def _publish(self, envelopes: list[Envelope]) -> bool:
-        """Publish with confirms, then forget the in-flight entries. On failure they stay in
-        flight and are republished when their lease ends: nothing is deleted before it is
-        safely in the broker."""
+    async def _publish(self, envelopes: list[Envelope]) -> None:
+        """Publish with confirms, then forget the in-flight entries. Nothing is deleted before
+        it is safely in the broker: on failure the envelopes are kept to publish again at the
+        next tick (and, should this beat die, another beat republishes them after the lease)."""
         if not envelopes:
-            return True
+            return
         try:
-            unroutable = set(await self.broker.publish(envelopes))
-            for envelope in envelopes:
-                if envelope.message_id in unroutable:
-                    self.stats.unroutable += 1
-                    log.warning(
-                        "message %s reached no queue (routing key %r): dead-lettered",
-                        envelope.message_id,
-                        envelope.routing_key,
-                    )
-                    await self.broker.dead_letter(
-                        envelope, f"unroutable: no queue is bound to {envelope.routing_key!r}"
-                    )
-        except JararacaError as exc:
+            unroutable = await self.broker.publish(envelopes)
+            if unroutable:
+                self.stats.unroutable += len(unroutable)
+                log.warning(
+                    "%d message(s) reached no queue and went to the dead-letter queue: %s",
+                    len(unroutable),
+                    ", ".join(unroutable[:5]),
+                )
+        except JararacaError:
             self.stats.publish_failures += 1
-            log.error("publish failed, will retry after the lease: %s", exc)
-            return False
-        await self.backend.ack_inflight([e.message_id for e in envelopes])
-        return True
+            self._unpublished.extend(envelopes)
+            raise
+        await self._ack([e.message_id for e in envelopes])
+
+    async def _ack(self, message_ids: list[str]) -> None:
+        try:
+            await self.backend.ack_inflight(message_ids)
+        except JararacaError:
+            self._unacked.extend(message_ids)
+            raise
 
     async def _next_wakeup(self, now: datetime) -> datetime:
         candidates = [now + timedelta(seconds=self.interval)]
@@ -213,10 +243,16 @@ class Beat:
     async def serve(self, stop: asyncio.Event) -> None:
         """Tick until ``stop`` is set."""
         await self.start()
+        outage = Outage("dispatching (Redis or RabbitMQ)", log)
         while not stop.is_set():
             # Cleared before looking, so an enqueue during the tick still cuts the sleep short.
             self.wakeup.clear()
-            wake_at = await self.tick()
+            try:
+                wake_at = await self.tick()
+            except JararacaError as exc:
+                wake_at = self.clock.now() + timedelta(seconds=outage.failed(exc))
+            else:
+                outage.recovered()
             sleeper = asyncio.ensure_future(self.clock.sleep_until(wake_at, self.wakeup))
             stopper = asyncio.ensure_future(stop.wait())
             await asyncio.wait([sleeper, stopper], return_when=asyncio.FIRST_COMPLETED)

@@ -7,11 +7,12 @@ import logging
 from collections.abc import Iterable
 
 from jararaca.backends.base import Backend
+from jararaca.backends.memory import MemoryBackend
 from jararaca.brokers.base import Broker
 from jararaca.clock import Clock, SystemClock
 from jararaca.microservice import Microservice
 from jararaca.registry import action_queues, build_registry
-from jararaca.runtime import connect_with_retry
+from jararaca.runtime import connect_with_retry, warn_if_volatile
 from jararaca.scheduler.beat import Beat
 from jararaca.settings import lease_seconds as default_lease_seconds
 from jararaca.urls import make_backend, make_broker, redact
@@ -68,6 +69,8 @@ class BeatWorker:
         # started waits in its queue instead of being unroutable.
         queues = [h.queue for h in self.registry.handlers] + action_queues(self.registry.actions)
         await self.broker.declare([q for q in queues if not q.broadcast])
+        if not isinstance(self.backend, MemoryBackend):
+            await warn_if_volatile(self.backend)
         await self.beat.start()
         log.info(
             "beat started with %d action(s); broker %s, backend %s",

@@ -1,0 +1,47 @@
+"""Riding out a server outage: capped exponential backoff with jitter, logged once."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+
+
+class Outage:
+    """Tracks one dependency's failures: the first failure of an outage is logged as a warning,
+    the rest are counted quietly, and recovery is logged once with how long it lasted."""
+
+    def __init__(
+        self, what: str, log: logging.Logger, *, first: float = 0.2, cap: float = 5.0
+    ) -> None:
+        self.what = what
+        self.log = log
+        self.first = first
+        self.cap = cap
+        self._since: float | None = None
+        self._failures = 0
+
+    @property
+    def ongoing(self) -> bool:
+        return self._since is not None
+
+    def failed(self, exc: BaseException) -> float:
+        """Record a failure; return how long to wait before the next attempt."""
+        if self._since is None:
+            self._since = time.monotonic()
+            self._failures = 0
+            self.log.warning("%s failed: %s; retrying with backoff", self.what, exc)
+        self._failures += 1
+        delay = min(self.cap, self.first * 2.0 ** (self._failures - 1))
+        return delay * random.uniform(0.5, 1.0)
+
+    def recovered(self) -> None:
+        if self._since is not None:
+            lasted = time.monotonic() - self._since
+            self.log.warning(
+                "%s works again after %.1f s (%d failed attempt(s))",
+                self.what,
+                lasted,
+                self._failures,
+            )
+            self._since = None
