@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from jararaca import wire
 from jararaca.backends.base import Backend, RunStart, RunStatus
-from jararaca.brokers.base import Broker, Consumer, Delivery
+from jararaca.brokers.base import UNROUTED, Broker, Consumer, Delivery
 from jararaca.clock import Clock, SystemClock
 from jararaca.errors import JararacaError
 from jararaca.invoke import LeaseRenewer, call_exception_handler, call_user_code
@@ -128,6 +128,7 @@ class Worker:
             self._consumers.append(
                 await self.broker.consume(spec, partial(self._on_delivery, None))
             )
+        self._consumers.append(await self.broker.consume(UNROUTED, self._on_unrouted))
         log.info(
             "worker %s consuming %d handler queue(s) and %d action queue(s)",
             self.owner,
@@ -179,6 +180,11 @@ class Worker:
         run_service(self.serve, grace=self.grace)
 
     # -- deliveries -----------------------------------------------------------------------
+
+    async def _on_unrouted(self, delivery: Delivery) -> None:
+        topic = delivery.envelope.routing_key
+        reason = f"unknown topic {topic!r}: no handler of this app is bound to it"
+        await _settle_quietly(lambda: self._dead_letter(delivery, reason))
 
     async def _on_delivery(self, handler: HandlerDef | None, delivery: Delivery) -> None:
         task = asyncio.create_task(self._process(handler, delivery))

@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
-from jararaca.brokers.base import Broker, Delivery, QueueSpec
+from jararaca.brokers.base import UNROUTED, Broker, Delivery, QueueSpec
 from jararaca.wire import DEAD_LETTER_REASON, Envelope
 from tests.contract.conftest import BrokerFactory
 
@@ -67,13 +67,14 @@ async def test_published_message_arrives_whole(broker: Broker) -> None:
     assert not inbox.deliveries[0].redelivered
 
 
-async def test_unroutable_messages_are_dead_lettered_not_dropped(broker: Broker) -> None:
+async def test_unroutable_messages_wait_in_the_unrouted_queue(broker: Broker) -> None:
     await broker.declare([ORDERS])
-    dead = Inbox()
-    await broker.consume(broker.dead_letter_queue(), dead)
     assert await broker.publish([env("m1", "nobody.listens"), env("m2")]) in ([], ["m1"])
-    await dead.wait_for(1)
-    assert dead.ids == ["m1"]
+    unrouted = Inbox()
+    await broker.consume(UNROUTED, unrouted)
+    await unrouted.wait_for(1)
+    assert unrouted.ids == ["m1"]
+    assert unrouted.deliveries[0].envelope.routing_key == "nobody.listens"
 
 
 async def test_messages_wait_in_a_durable_queue_for_a_later_consumer(

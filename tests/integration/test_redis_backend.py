@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from jararaca.backends.base import Backend, FireClaim, RunStatus
 from jararaca.backends.redis import DONE_RUN_TTL_MS, FIRE_CLAIM_TTL_MS, RedisBackend
 from jararaca.clock import epoch_ms
-from jararaca.errors import BackendError, ConfigError
+from jararaca.errors import BackendError, ConfigError, CredentialsError
 from jararaca.wire import Envelope, format_instant
 from tests.services import REDIS_URL, require_redis
 
@@ -424,10 +424,10 @@ async def test_unreachable_redis_is_a_backend_error_without_the_password() -> No
         assert isinstance(error.__cause__, RedisConnectionError)
 
 
-async def test_wrong_credentials_are_a_backend_error() -> None:
+async def test_wrong_credentials_are_a_credentials_error() -> None:
     backend = RedisBackend("redis://nobody:wrong-pass@127.0.0.1:6379/0", namespace="nowhere")
     try:
-        with pytest.raises(BackendError) as connecting:
+        with pytest.raises(CredentialsError) as connecting:
             await backend.connect()
     finally:
         await backend.close()

@@ -50,6 +50,10 @@ class Delivery(Protocol):
 
 DeliveryCallback = Callable[[Delivery], Awaitable[None]]
 
+# Messages no queue is bound to (an unknown topic, from any publisher) wait here instead of
+# being dropped; workers consume it and dead-letter each one with the reason.
+UNROUTED = QueueSpec("unrouted", ())
+
 
 class Consumer(Protocol):
     async def cancel(self) -> None:
@@ -73,7 +77,7 @@ class Broker(Protocol):
     async def publish(self, envelopes: Sequence[Envelope]) -> list[str]:
         """Publish persistently and wait for the broker's confirms; raises ``BrokerError`` if
         any publish failed. A message no queue is bound to (an unknown topic) lands in the
-        dead-letter queue, never dropped; the ids the broker reported as unroutable are
+        ``UNROUTED`` queue, never dropped; the ids the broker reported as unroutable are
         returned (RabbitMQ's alternate exchange routes them without reporting them)."""
         ...
 

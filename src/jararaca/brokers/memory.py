@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from jararaca.brokers.base import DEFAULT_PREFETCH, DeliveryCallback, QueueSpec
+from jararaca.brokers.base import DEFAULT_PREFETCH, UNROUTED, DeliveryCallback, QueueSpec
 from jararaca.brokers.topic import topic_matches
 from jararaca.errors import BrokerError
 from jararaca.wire import DEAD_LETTER_REASON, Envelope
@@ -182,14 +182,16 @@ class MemoryBroker:
             if not targets:
                 # Like RabbitMQ's alternate exchange: nothing is dropped.
                 unroutable.append(envelope.message_id)
-                self._exchange.dead.put(
-                    _with_reason(
-                        envelope, f"unroutable: no queue is bound to {envelope.routing_key!r}"
-                    )
-                )
+                targets = [self._unrouted()]
             for queue in targets:
                 queue.put(envelope)
         return unroutable
+
+    def _unrouted(self) -> _Queue:
+        queues = self._exchange.queues
+        if UNROUTED.name not in queues:
+            queues[UNROUTED.name] = _Queue(UNROUTED.name, ())
+        return queues[UNROUTED.name]
 
     async def dead_letter(self, envelope: Envelope, reason: str) -> None:
         self._exchange.dead.put(_with_reason(envelope, reason))

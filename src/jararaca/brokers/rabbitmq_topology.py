@@ -36,7 +36,7 @@ from aio_pika.abc import (
 from aiormq import spec
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError, ChannelPreconditionFailed
 
-from jararaca.brokers.base import QueueSpec
+from jararaca.brokers.base import UNROUTED, QueueSpec
 from jararaca.errors import BrokerError, ConfigError
 from jararaca.wire import DEAD_LETTER_REASON, Envelope, format_instant
 
@@ -61,6 +61,8 @@ class TopologyNames:
         self.exchange = namespace
         self.dead_letter_exchange = f"{namespace}.dlx"
         self.dead_letter_queue = f"{namespace}.{DEAD_LETTER_QUEUE}"
+        self.unrouted_exchange = f"{namespace}.{UNROUTED.name}"
+        self.unrouted_queue = f"{namespace}.{UNROUTED.name}"
 
     def queue(self, spec: QueueSpec) -> str:
         return f"{self.exchange}.{spec.name}"
@@ -117,13 +119,18 @@ class Topology:
     async def delete(self) -> None:
         """Delete both exchanges, the dead-letter queue and every queue declared here."""
         async with self._lock:
-            names = {*self._queues, self.names.dead_letter_queue}
+            names = {*self._queues, self.names.dead_letter_queue, self.names.unrouted_queue}
             for name in sorted(names):
                 await self._run(
                     self._channel.queue_delete(name, if_unused=False, if_empty=False),
                     f"delete queue {name}",
                 )
-            for exchange in (self.names.exchange, self.names.dead_letter_exchange):
+            exchanges = (
+                self.names.exchange,
+                self.names.dead_letter_exchange,
+                self.names.unrouted_exchange,
+            )
+            for exchange in exchanges:
                 await self._run(self._channel.exchange_delete(exchange), f"delete {exchange}")
             self._queues.clear()
             self.base_ready = False
@@ -136,14 +143,23 @@ class Topology:
             ),
             f"declare exchange {names.dead_letter_exchange}",
         )
-        # A message no queue is bound to (an unknown topic, from any publisher) goes to the
-        # dead-letter queue through the alternate exchange instead of being dropped.
+        # A message no queue is bound to (an unknown topic, from any publisher) goes through
+        # the alternate exchange to the unrouted queue instead of being dropped; workers
+        # dead-letter it from there with the reason (an alternate exchange cannot add one).
+        await self._run(
+            self._channel.declare_exchange(
+                names.unrouted_exchange, ExchangeType.FANOUT, durable=True
+            ),
+            f"declare exchange {names.unrouted_exchange}",
+        )
+        unrouted = await self._queue(names.unrouted_queue, arguments=names.queue_arguments())
+        await self._run(unrouted.bind(names.unrouted_exchange, ""), f"bind {unrouted.name}")
         await self._run(
             self._channel.declare_exchange(
                 names.exchange,
                 ExchangeType.TOPIC,
                 durable=True,
-                arguments={"alternate-exchange": names.dead_letter_exchange},
+                arguments={"alternate-exchange": names.unrouted_exchange},
             ),
             f"declare exchange {names.exchange}",
         )
