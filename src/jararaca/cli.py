@@ -72,6 +72,10 @@ def main(log_level: str) -> None:
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The AMQP driver logs every reconnection attempt (once a second during an outage);
+    # jararaca logs the outage once and its end, so the driver's own lines are only noise.
+    for noisy in ("aiormq", "aio_pika"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
 
 
 @main.command()

@@ -6,17 +6,21 @@ day-of-month; ``nL`` (last weekday n of the month) and ``n#k`` (k-th weekday n) 
 Day-of-month and day-of-week are OR-ed unless one of them starts with ``*`` (Vixie cron).
 
 Time zones follow Debian cron. A *fixed-time* expression (neither minute nor hour starts with
-``*``) is read on the wall clock: a slot in a spring-forward gap fires once, at the transition,
-and a slot in the autumn's repeated hour fires once, at its first occurrence. Any other
-expression fires at each real instant whose local time matches, so ``0 * * * *`` runs every
-real hour. cronsim applies these rules only to 5-field expressions; here they also cover the
-seconds form.
+``*``) fires once per matching wall time: a slot in a spring-forward gap at the transition, a
+slot in the autumn's repeated hour at its first occurrence. Any other expression fires at each
+real instant whose local time matches: ``0 * * * *`` runs every real hour, and slots in a gap
+do not exist.
+
+cronsim only ever walks naive wall time here; this module maps each matching wall time to the
+instants it fires at. cronsim's own zone handling covers the fixed-time rule for 5 fields only,
+and its real-time walk misses slots next to half-hour transitions (Australia/Lord_Howe).
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
@@ -26,9 +30,9 @@ from cronsim import CronSim, CronSimError
 
 from jararaca.errors import CronError
 
-__all__ = ["TIMEZONE_ENV", "Cron", "resolve_timezone"]
+__all__ = ["Cron", "resolve_timezone"]
 
-TIMEZONE_ENV = "JARARACA_DEFAULT_TIMEZONE"
+_TIMEZONE_ENV = "JARARACA_DEFAULT_TIMEZONE"
 
 _MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -49,11 +53,14 @@ _ALLOWED = {
     "day-of-week": "0-7 (0 and 7 are Sunday), SUN-SAT, nL, n#k",
 }
 _COUNT_HINT = "expected 5 fields (or 6 with seconds first)"
-# Zones known to have one fixed offset: evaluating them on naive wall time is exact and skips
-# cronsim's slower aware arithmetic. Anything not listed takes the general (DST-aware) path.
+# Zones known to have one fixed offset, where a wall time maps to an instant by subtraction.
+# Anything else takes the general path, which looks the offsets up for each slot.
 _FIXED_ZONE_KEY = re.compile(
     r"(Etc/)?(UTC|UCT|Universal|Zulu|Greenwich|GMT([+-]?\d{1,2})?)", re.IGNORECASE
 )
+_SINGLE_VALUE_RANGE_STEP = re.compile(r"(?<![^,])([0-9A-Za-z]+)-([0-9A-Za-z]+)/([0-9]+)(?![^,])")
+_DAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
+_MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _SECOND = timedelta(seconds=1)
 _PROBE_START = datetime(2000, 1, 1)
 
@@ -73,8 +80,8 @@ def resolve_timezone(tz: str | tzinfo | None) -> tzinfo:
     if isinstance(tz, tzinfo):
         return tz
     if tz is None:
-        name = os.environ.get(TIMEZONE_ENV, "").strip()
-        return _zone(name, f" (from {TIMEZONE_ENV})") if name else UTC
+        name = os.environ.get(_TIMEZONE_ENV, "").strip()
+        return _zone(name, f" (from {_TIMEZONE_ENV})") if name else UTC
     if isinstance(tz, str):
         return _zone(tz, "")
     raise CronError(
@@ -110,10 +117,11 @@ class Cron:
         if not isinstance(expr, str):
             raise CronError(f"a cron expression must be a string, got {type(expr).__name__}")
         self._expr = expr.strip()
-        self._normalized = _normalize(self._expr)
-        parts = self._normalized.split()
+        normalized = _normalize(self._expr)
+        parts = normalized.split()
         self._has_seconds = len(parts) == 6
-        template = _parse(self._expr, self._normalized)
+        self._normalized = _cronsim_text(parts)
+        template = _parse(self._expr, normalized, self._normalized)
         self._state: dict[str, Any] = dict(vars(template))
         self._tz = resolve_timezone(tz)
         self._tz_key = _tz_key(self._tz)
@@ -139,8 +147,17 @@ class Cron:
 
     def next_after(self, instant: datetime) -> datetime:
         """The first fire strictly after ``instant`` (aware), as an aware UTC datetime."""
-        for fire in self._forward(_as_utc(instant, "next_after")):
-            return fire
+        utc = _as_utc(instant, "next_after")
+        off = self._fixed_offset
+        if off is not None:  # the hot path, without a generator
+            try:
+                for slot in self._sim((utc + off).replace(tzinfo=None), reverse=False):
+                    return (slot - off).replace(tzinfo=UTC)
+            except OverflowError:
+                pass
+        else:
+            for fire in self._forward(utc):
+                return fire
         raise CronError(f"cron expression {self._expr!r} has no fire after {instant.isoformat()}")
 
     def iter_after(self, instant: datetime) -> Iterator[datetime]:
@@ -151,34 +168,34 @@ class Cron:
     def last_at_or_before(self, instant: datetime) -> datetime | None:
         """The latest fire at or before ``instant``, or None if there is none in 50 years."""
         utc = _as_utc(instant, "last_at_or_before")
-        # cronsim steps one second back before matching; starting a second late makes
-        # ``instant`` itself a candidate (microseconds truncate: fires are whole seconds).
-        start = utc.replace(microsecond=0) + _SECOND
+        best: datetime | None = None
         try:
             if self._fixed_offset is not None:
                 off = self._fixed_offset
-                for wall in self._sim((start + off).replace(tzinfo=None), reverse=True):
-                    return (wall - off).replace(tzinfo=UTC)
-            elif self._wall_clock:
-                local = utc.astimezone(self._tz)
-                wall = local.replace(tzinfo=None, fold=0)
-                if local.fold:
-                    # In the second pass of a repeated hour, slots up to the same instant read
-                    # on the first pass's offset already fired (each at its first occurrence).
-                    wall += _offset(local.replace(fold=0)) - _offset(local)
-                wall = wall.replace(microsecond=0) + _SECOND
-                for wall_fire in self._sim(wall, reverse=True):
-                    fire = self._localize(wall_fire)
-                    if fire <= utc:
-                        return fire
-            else:
-                for local_fire in self._sim(start.astimezone(self._tz), reverse=True):
-                    fire = local_fire.astimezone(UTC)
-                    if fire <= utc:
-                        return fire
+                # cronsim steps a second back before matching: starting a second late makes
+                # ``instant`` itself a candidate (microseconds truncate: fires are whole seconds).
+                start = (utc + off).replace(tzinfo=None, microsecond=0) + _SECOND
+                for slot in self._sim(start, reverse=True):
+                    return (slot - off).replace(tzinfo=UTC)
+                return None
+            local = utc.astimezone(self._tz)
+            wall = local.replace(tzinfo=None, fold=0)
+            if local.fold:
+                # In the second pass of a repeated hour, later slots of that hour fired in the
+                # first pass, up to the wall time this instant has on the first pass's offset.
+                wall += _offset(local.replace(fold=0)) - _offset(local)
+            for slot in self._sim(wall.replace(microsecond=0) + _SECOND, reverse=True):
+                readings = self._readings(slot)
+                fits = [fire for fire in readings if fire <= utc]
+                if fits:
+                    best = fits[-1] if best is None else max(best, fits[-1])
+                # Walls and instants run in the same order except in a repeated hour, where an
+                # earlier slot's second-pass fire can come after this slot's first-pass one.
+                if best is not None and (len(readings) < 2 or len(fits) == 2):
+                    return best
         except OverflowError:  # walked past datetime.min
             pass
-        return None
+        return best
 
     def __repr__(self) -> str:
         return f"Cron({self._expr!r}, tz={self._tz_key!r})"
@@ -192,27 +209,36 @@ class Cron:
         return hash((self._expr, self._tz_key))
 
     def _forward(self, utc: datetime) -> Iterator[datetime]:
-        last = utc
         try:
             if self._fixed_offset is not None:
                 off = self._fixed_offset
-                for wall in self._sim((utc + off).replace(tzinfo=None), reverse=False):
-                    yield (wall - off).replace(tzinfo=UTC)
-            elif self._wall_clock:
-                local = utc.astimezone(self._tz)
-                for wall in self._sim(local.replace(tzinfo=None, fold=0), reverse=False):
-                    fire = self._localize(wall)
-                    # Skips slots already fired: a gap's slots share the transition instant,
-                    # and a repeated hour's second pass starts after its first-pass slots.
+                for slot in self._sim((utc + off).replace(tzinfo=None), reverse=False):
+                    yield (slot - off).replace(tzinfo=UTC)
+                return
+            local = utc.astimezone(self._tz)
+            wall = local.replace(tzinfo=None, fold=0)
+            if not self._wall_clock and not local.fold:
+                # In the first pass of a repeated hour, the second pass of the slots already
+                # passed is still to come: start from the wall time of the second pass.
+                wall -= _offset(local) - _offset(local.replace(fold=1))
+            last = utc
+            # Second-pass fires of a repeated hour, held until every earlier fire is out.
+            later: deque[datetime] = deque()
+            for slot in self._sim(wall, reverse=False):
+                readings = self._readings(slot)
+                if not readings:
+                    continue
+                while later and later[0] < readings[0]:
+                    fire = later.popleft()
                     if fire > last:
                         last = fire
                         yield fire
-            else:
-                for local_fire in self._sim(utc.astimezone(self._tz), reverse=False):
-                    fire = local_fire.astimezone(UTC)
-                    if fire > last:
-                        last = fire
-                        yield fire
+                # "> last" also drops a gap's slots after the first (they share the transition
+                # instant) and slots read from before ``utc`` (see the starts above).
+                if readings[0] > last:
+                    last = readings[0]
+                    yield last
+                later.extend(readings[1:])
         except OverflowError:  # walked past datetime.max
             return
 
@@ -221,23 +247,30 @@ class Cron:
             return CronSim(self._normalized, start, reverse=reverse)
         sim: CronSim = object.__new__(CronSim)
         vars(sim).update(self._state)
-        # The per-start part of CronSim.__init__ (fixup_tz stays None: we never hand cronsim an
-        # aware datetime with a fixed-time expression, the one case where it would set it).
+        # The per-start part of CronSim.__init__; fixup_tz stays None as we only pass naive
+        # wall times.
         sim.skip_initial_tick = reverse and start.microsecond != 0
         sim.dt = start.replace(microsecond=0)
         sim.tick_direction = -1 if reverse else 1
         return sim
 
-    def _localize(self, wall: datetime) -> datetime:
-        """The instant a fixed-time slot at local ``wall`` time fires, in UTC."""
-        # PEP 495: fold=0 reads a time on the offset in force before the nearest transition,
-        # fold=1 on the one after. The offsets differ only for a repeated time (before > after:
-        # fold=0 is its first occurrence) or a time in a gap (before < after).
-        before = _offset(wall.replace(tzinfo=self._tz, fold=0))
-        after = _offset(wall.replace(tzinfo=self._tz, fold=1))
-        if before >= after:
-            return (wall - before).replace(tzinfo=UTC)
-        return _gap_transition(self._tz, wall - after, wall - before)
+    def _readings(self, slot: datetime) -> tuple[datetime, ...]:
+        """The instants, in UTC, a slot at local wall time ``slot`` fires at (Debian rules)."""
+        # PEP 495: fold=0 reads a wall time on the offset in force before the nearest
+        # transition, fold=1 on the one after. They differ only for a repeated time (first >
+        # second) or a time in a spring-forward gap (first < second).
+        first = _offset(slot.replace(tzinfo=self._tz, fold=0))
+        second = _offset(slot.replace(tzinfo=self._tz, fold=1))
+        if first == second:
+            return ((slot - first).replace(tzinfo=UTC),)
+        if first > second:
+            once = (slot - first).replace(tzinfo=UTC)
+            if self._wall_clock:
+                return (once,)
+            return (once, (slot - second).replace(tzinfo=UTC))
+        if self._wall_clock:
+            return (_gap_transition(self._tz, slot - second, slot - first),)
+        return ()
 
 
 def _as_utc(instant: datetime, method: str) -> datetime:
@@ -248,7 +281,7 @@ def _as_utc(instant: datetime, method: str) -> datetime:
             f"Cron.{method} needs an aware datetime, got naive {instant.isoformat()}: "
             "attach a time zone (e.g. tzinfo=datetime.UTC)"
         )
-    return instant.astimezone(UTC)
+    return instant if instant.tzinfo is UTC else instant.astimezone(UTC)
 
 
 def _offset(dt: datetime) -> timedelta:
@@ -314,10 +347,35 @@ def _normalize(expr: str) -> str:
     return " ".join(parts)
 
 
-def _parse(expr: str, normalized: str) -> CronSim:
+def _cronsim_text(parts: list[str]) -> str:
+    """The fields as cronsim should get them: single-value ranges with a step made plain."""
+    return " ".join(_SINGLE_VALUE_RANGE_STEP.sub(_drop_step, field) for field in parts)
+
+
+def _drop_step(match: re.Match[str]) -> str:
+    # cronsim reads "a-a/s" as "a/s" (every s-th value from a to the field's end); in Vixie
+    # cron it is just a. Only a valid step is dropped, so "a-a/0" is still rejected.
+    first, last, step = match.groups()
+    if int(step) > 0 and _token_value(first) == _token_value(last) is not None:
+        return f"{first}-{last}"
+    return match[0]
+
+
+def _token_value(token: str) -> int | None:
+    upper = token.upper()
+    if upper.isdigit():
+        return int(upper)
+    if upper in _DAY_NAMES:
+        return _DAY_NAMES.index(upper)
+    if upper in _MONTH_NAMES:
+        return _MONTH_NAMES.index(upper) + 1
+    return None
+
+
+def _parse(expr: str, normalized: str, cronsim_text: str) -> CronSim:
     """Parse once with cronsim, then reject what cronsim accepts but guarantee 8 does not."""
     try:
-        sim = CronSim(normalized, _PROBE_START)
+        sim = CronSim(cronsim_text, _PROBE_START)
     except CronSimError as exc:
         raise CronError(_explain(expr, normalized, str(exc))) from None
     except Exception as exc:  # cronsim should only raise CronSimError; be TypeError-free anyway
@@ -327,6 +385,16 @@ def _parse(expr: str, normalized: str) -> CronSim:
         if term.startswith("L") and "/" in term:
             # cronsim drops the step after L/LW silently; guarantee 8 says reject, never ignore.
             raise CronError(_bad_field(expr, 3, fields[3], "a step cannot follow L or LW"))
+    # cronsim catches a day no listed month has, but not e.g. LW AND-ed with weekends only
+    # ('* * LW * */6'). Only the date fields can starve a cron, and a date that fires at all
+    # recurs within cronsim's 50-year search, so one probe tells.
+    try:
+        next(sim)
+    except StopIteration:
+        raise CronError(
+            f"invalid cron expression {expr!r}: it never fires (no date matches day-of-month "
+            f"{fields[3]!r}, month {fields[4]!r} and day-of-week {fields[5]!r} together)"
+        ) from None
     return sim
 
 

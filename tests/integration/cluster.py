@@ -47,10 +47,11 @@ class Process:
 class Cluster:
     """Starts processes of one app on one fresh exchange; ``close()`` removes everything."""
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, *, amqp_url: str = AMQP_URL, redis_url: str = REDIS_URL) -> None:
         self.exchange = f"it-{label}-{uuid.uuid4().hex[:8]}"
-        self.broker_url = f"{AMQP_URL}?exchange={self.exchange}"
-        self.backend_url = REDIS_URL
+        self.amqp_url = amqp_url
+        self.broker_url = f"{amqp_url}?exchange={self.exchange}"
+        self.backend_url = redis_url
         self.processes: list[Process] = []
 
     def start(
@@ -116,7 +117,7 @@ class Cluster:
         await backend.connect()
         await backend.delete_namespace()
         await backend.close()
-        broker = RabbitMQBroker(AMQP_URL, namespace=self.exchange, prefetch=1)
+        broker = RabbitMQBroker(self.amqp_url, namespace=self.exchange, prefetch=1)
         await broker.connect()
         registry = build_registry(app)
         queues = [h.queue for h in registry.handlers] + action_queues(registry.actions)

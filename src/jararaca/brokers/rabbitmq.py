@@ -53,6 +53,7 @@ PUBLISH_WINDOW = 512
 # Seconds a cleanup step (cancel a consumer, close its channel) may take before we give up.
 CLEANUP_TIMEOUT = 5.0
 _OWN_QUERY = frozenset({"exchange", "prefetch_count"})
+DEFAULT_RECONNECT_INTERVAL = 1.0
 # Refused or unreachable (a socket error is an OSError).
 _CONNECT_FAILURES: tuple[type[Exception], ...] = (*AMQP_FAILURES, OSError)
 
@@ -67,6 +68,10 @@ def driver_url(url: str) -> str:
         for item in parts.query.split("&")
         if item and unquote_plus(item.partition("=")[0]) not in _OWN_QUERY
     ]
+    if not any(item.startswith("reconnect_interval=") for item in kept):
+        # aio-pika waits 5 s between reconnection attempts; after a RabbitMQ restart that is
+        # up to 5 s of nothing dispatched. One second costs an outage little.
+        kept.append(f"reconnect_interval={DEFAULT_RECONNECT_INTERVAL:g}")
     return urlunsplit(parts._replace(query="&".join(kept)))
 
 
@@ -81,7 +86,7 @@ class RabbitMQBroker:
         prefetch: int = DEFAULT_PREFETCH,
         clock: Clock | None = None,
         connect_timeout: float = 10.0,
-        publish_timeout: float = 30.0,
+        publish_timeout: float = 5.0,
     ) -> None:
         self.namespace = namespace
         self.prefetch = prefetch
@@ -314,6 +319,11 @@ class RabbitMQBroker:
                 await self._ready_topology()
                 if self._publisher is None:
                     raise BrokerError("the RabbitMQ broker is closed: call connect() first")
+                connected = getattr(self._connection, "connected", None)
+                if isinstance(connected, asyncio.Event) and not connected.is_set():
+                    # Reconnecting: fail now so the caller backs off and keeps what it has,
+                    # rather than blocking its loop for the whole publish timeout.
+                    raise TimeoutError
                 # Waits while the robust connection or this channel is being restored (the
                 # channel re-opens by itself after RabbitMQ closed it on an error).
                 await self._publisher.ready()

@@ -24,7 +24,7 @@ from jararaca.errors import JararacaError
 from jararaca.outage import Outage
 from jararaca.registry import ActionDef
 from jararaca.scheduler.fires import fire_envelope, fire_id
-from jararaca.scheduler.planning import first_fires, jitter_offset, missed_fires
+from jararaca.scheduler.planning import CATCH_UP_CAP, first_fires, jitter_offset, missed_fires
 from jararaca.wire import Envelope, format_instant
 
 log = logging.getLogger("jararaca.beat")
@@ -54,6 +54,7 @@ class Beat:
         lease_seconds: float = 30.0,
     ) -> None:
         self.actions = list(actions)
+        self._by_id = {a.action_id: a for a in self.actions}
         self.backend = backend
         self.broker = broker
         self.clock = clock
@@ -70,6 +71,7 @@ class Beat:
         self._unpublished: list[Envelope] = []
         self._unacked: list[str] = []
         self._claimed_before_failure = False
+        self._dropped: dict[str, int] = {}  # per action, missed during an outage
 
     async def start(self) -> None:
         """Read each action's last fire and plan catch-up and next fires."""
@@ -120,8 +122,7 @@ class Beat:
             await self.start()
         now = self.clock.now()
         await self._retry_leftovers()
-        claims = self._unclaimed + self._due_fires(now)
-        self._unclaimed = []
+        claims = self._late_claims(now) + self._due_fires(now)
         if claims:
             try:
                 await self._dispatch_fires(claims, now)
@@ -133,6 +134,34 @@ class Beat:
                 raise
         await self._dispatch_delayed(now)
         return await self._next_wakeup(now)
+
+    def _late_claims(self, now: datetime) -> list[FireClaim]:
+        """Fires that could not be claimed during an outage are missed fires now: the
+        action's catch-up policy and window decide which of them still run."""
+        unclaimed, self._unclaimed = self._unclaimed, []
+        by_action: dict[str, list[datetime]] = {}
+        for claim in unclaimed:
+            by_action.setdefault(claim.action_id, []).append(claim.scheduled_at)
+        late: list[FireClaim] = []
+        for action_id, slots in by_action.items():
+            action = self._by_id[action_id]
+            spec = action.spec
+            oldest = (
+                None
+                if spec.catch_up_window is None
+                else now - timedelta(seconds=spec.catch_up_window)
+            )
+            kept = [at for at in slots if oldest is None or at >= oldest]
+            if spec.catch_up == "none":
+                kept = []
+            elif spec.catch_up == "latest":
+                kept = kept[-1:]
+            else:
+                kept = kept[-CATCH_UP_CAP:]
+            if len(kept) < len(slots):
+                self._dropped[action_id] = self._dropped.get(action_id, 0) + len(slots) - len(kept)
+            late.extend(self._claim(action, at, now, catch_up=True) for at in kept)
+        return late
 
     async def _retry_leftovers(self) -> None:
         """After an outage: publish what was claimed but not published, and forget what was
@@ -166,6 +195,14 @@ class Beat:
                 )
                 claims.extend(self._claim(action, at, now, catch_up=True) for at in late)
                 upcoming = spec.cron.next_after(now)
+                if not self._unclaimed:  # during an outage the recovery summary says it
+                    log.warning(
+                        "%s: the beat fell %.1f s behind; catch_up=%r runs %d missed fire(s)",
+                        action.action_id,
+                        (now - scheduled_at).total_seconds(),
+                        spec.catch_up,
+                        len(late),
+                    )
             self._push(index, upcoming)
         return claims
 
@@ -173,6 +210,15 @@ class Beat:
         self._claimed_before_failure = False
         answers = await self.backend.claim_fires(claims, now=now, lease_until=now + self.lease)
         self._claimed_before_failure = True
+        for action_id, dropped in self._dropped.items():
+            spec = self._by_id[action_id].spec
+            log.warning(
+                "%s: %d fire(s) missed during the outage were dropped by catch_up=%r",
+                action_id,
+                dropped,
+                spec.catch_up,
+            )
+        self._dropped.clear()
         won = [c.envelope for c, ok in zip(claims, answers, strict=True) if ok]
         self.stats.fires_lost_race += len(claims) - len(won)
         for claim, ok in zip(claims, answers, strict=True):
