@@ -70,7 +70,6 @@ class Beat:
         self._unclaimed: list[FireClaim] = []
         self._unpublished: list[Envelope] = []
         self._unacked: list[str] = []
-        self._claimed_before_failure = False
         self._dropped: dict[str, int] = {}  # per action, missed during an outage
 
     async def start(self) -> None:
@@ -124,14 +123,7 @@ class Beat:
         await self._retry_leftovers()
         claims = self._late_claims(now) + self._due_fires(now)
         if claims:
-            try:
-                await self._dispatch_fires(claims, now)
-            except JararacaError:
-                # The claim itself failed (the backend is down): keep the fires to claim
-                # them once it is back, late rather than lost.
-                if not self._claimed_before_failure:
-                    self._unclaimed = claims
-                raise
+            await self._dispatch_fires(claims, now)
         await self._dispatch_delayed(now)
         return await self._next_wakeup(now)
 
@@ -207,9 +199,13 @@ class Beat:
         return claims
 
     async def _dispatch_fires(self, claims: list[FireClaim], now: datetime) -> None:
-        self._claimed_before_failure = False
-        answers = await self.backend.claim_fires(claims, now=now, lease_until=now + self.lease)
-        self._claimed_before_failure = True
+        try:
+            answers = await self.backend.claim_fires(claims, now=now, lease_until=now + self.lease)
+        except JararacaError:
+            # The backend is down: keep the fires to claim once it is back, where the
+            # catch-up policy decides which still run (late rather than lost).
+            self._unclaimed = claims
+            raise
         for action_id, dropped in self._dropped.items():
             spec = self._by_id[action_id].spec
             log.warning(
