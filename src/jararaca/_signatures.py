@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -36,3 +37,17 @@ def positional_params(func: Callable[..., Any], decorator: str) -> list[inspect.
 
 def qualified_name(func: Callable[..., Any]) -> str:
     return f"{func.__module__}.{func.__qualname__}"
+
+
+_GROUP = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+
+
+def check_name_and_group(where: str, name: object, group: object) -> None:
+    """``name`` is any non-empty string; ``group`` becomes a routing-key word and a queue
+    name, so it is limited to letters, digits, '_' and '-'."""
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise ConfigError(f"{where}: name must be a non-empty string, got {name!r}")
+    if group is not None and (not isinstance(group, str) or not _GROUP.match(group)):
+        raise ConfigError(
+            f"{where}: group must be 1-100 letters, digits, '_' or '-', got {group!r}"
+        )

@@ -65,7 +65,13 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.group()
-@click.option("--log-level", envvar="LOG_LEVEL", default="INFO", show_default=True)
+@click.option(
+    "--log-level",
+    envvar="LOG_LEVEL",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 def main(log_level: str) -> None:
     """Scheduled work for asyncio: cron actions and delayed messages."""
     logging.basicConfig(

@@ -89,3 +89,13 @@ async def warn_if_volatile(backend: Backend) -> None:
             "this Redis.",
             info.detail,
         )
+
+
+async def close_quietly(*closers: Callable[[], Awaitable[None]]) -> None:
+    """Close connections after a failed start-up, so the process exits with its one-line
+    error instead of the drivers' shutdown tracebacks; their own failures are ignored."""
+    for close in closers:
+        try:
+            await close()
+        except Exception as exc:
+            log.debug("closing after a failed start-up: %s", exc)

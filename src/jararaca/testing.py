@@ -80,7 +80,7 @@ class TestScheduler:
         start: datetime,
         *,
         actions: Iterable[str] | None = None,
-        interval: float = 1.0,
+        interval: float = 3600.0,
         store: str | None = None,
     ) -> None:
         """``store`` names the memory store: two harnesses with the same name share state, as
@@ -94,6 +94,8 @@ class TestScheduler:
             broker_url=f"memory://{store}",
             scheduled_action_names=actions,
             clock=self.clock,
+            # Leaving the block cancels runs still in progress at once.
+            graceful_shutdown_seconds=0,
         )
         self.runs: list[ScheduledRun] = []
         self.scheduler.worker.run_listeners.append(self.runs.append)

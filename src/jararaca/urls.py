@@ -26,7 +26,8 @@ _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
 def redact(url: str) -> str:
     """The URL with its password replaced by ``***``."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    # Greedy up to the last "@" before the path: a password may itself hold an "@".
+    return re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", url)
 
 
 @dataclass(frozen=True)

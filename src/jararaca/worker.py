@@ -33,7 +33,7 @@ from jararaca.messagebus.publisher import Publisher, bind_publisher
 from jararaca.microservice import Container, Microservice
 from jararaca.outage import Outage
 from jararaca.registry import HandlerDef, action_queues, build_registry
-from jararaca.runtime import connect_with_retry
+from jararaca.runtime import close_quietly, connect_with_retry
 from jararaca.scheduler.decorators import ScheduledRun
 from jararaca.settings import lease_seconds as default_lease_seconds
 from jararaca.settings import max_message_bytes
@@ -167,7 +167,13 @@ class Worker:
         return len(self._tasks)
 
     async def serve(self, stop: asyncio.Event) -> None:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            await self._renewer.stop()
+            if self._owns_connections:
+                await close_quietly(self.backend.close, self.broker.close)
+            raise
         try:
             await stop.wait()
         finally:

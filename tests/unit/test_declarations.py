@@ -89,6 +89,8 @@ def test_a_handler_needs_a_message_class_with_a_topic() -> None:
         ({"catch_up_window": -1}, "catch_up_window"),
         ({"jitter": -1}, "jitter"),
         ({"name": ""}, "name"),
+        ({"group": "a.b"}, "group"),
+        ({"group": ""}, "group"),
         ({"exception_handler": 42}, "exception_handler"),
     ],
 )

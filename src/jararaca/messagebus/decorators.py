@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from jararaca._signatures import positional_params, qualified_name
+from jararaca._signatures import check_name_and_group, positional_params, qualified_name
 from jararaca.errors import ConfigError
 from jararaca.messagebus.message import Message
 
@@ -46,6 +46,7 @@ class MessageHandler:
             )
         if exception_handler is not None and not callable(exception_handler):
             raise ConfigError(f"{where}: exception_handler must be callable")
+        check_name_and_group(where, name, group)
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             raise ConfigError(f"{where}: retries must be an integer >= 0, got {retries!r}")
         if not isinstance(retry_delay, int | float) or retry_delay <= 0:

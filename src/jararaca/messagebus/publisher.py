@@ -53,13 +53,7 @@ class Publisher:
         payload_policy: PayloadPolicy = "ignore",
         time_policy: TimePolicy = "replace",
     ) -> str:
-        if (
-            isinstance(seconds, bool)
-            or not isinstance(seconds, int | float)
-            or not math.isfinite(seconds)
-            or seconds < 0
-        ):
-            raise ConfigError(f"delay seconds must be a finite number >= 0, got {seconds!r}")
+        _check_seconds(seconds)
         due = self.clock.now() + timedelta(seconds=seconds)
         return await self._enqueue(message, due, idempotency_key, payload_policy, time_policy)
 
@@ -81,8 +75,7 @@ class Publisher:
         now = self.clock.now()
         entries = []
         for message, seconds in items:
-            if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 0:
-                raise ConfigError(f"delay seconds must be a finite number >= 0, got {seconds!r}")
+            _check_seconds(seconds)
             due = now + timedelta(seconds=seconds)
             entries.append((message_envelope(message, now=now, due=due), due))
         await self.backend.enqueue_delayed_many(entries)
@@ -120,6 +113,16 @@ class Publisher:
             time_policy=time_policy,  # type: ignore[arg-type]
         )
         return envelope.message_id
+
+
+def _check_seconds(seconds: object) -> None:
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or seconds < 0
+    ):
+        raise ConfigError(f"delay seconds must be a finite number >= 0, got {seconds!r}")
 
 
 def _as_utc(when: datetime, timezone: tzinfo | str | None) -> datetime:

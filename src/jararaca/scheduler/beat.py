@@ -167,7 +167,9 @@ class Beat:
 
     def _due_fires(self, now: datetime) -> list[FireClaim]:
         claims: list[FireClaim] = []
-        stamp = now.timestamp()
+        # A microsecond of slack: the heap holds float epochs, and turning one back into the
+        # datetime the beat sleeps until can round it down by less than a microsecond.
+        stamp = now.timestamp() + 1e-6
         heap = self._heap
         while heap and heap[0][0] <= stamp:
             _, index, scheduled_at = heapq.heappop(heap)

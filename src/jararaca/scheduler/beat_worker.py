@@ -12,7 +12,7 @@ from jararaca.brokers.base import Broker
 from jararaca.clock import Clock, SystemClock
 from jararaca.microservice import Microservice
 from jararaca.registry import action_queues, build_registry
-from jararaca.runtime import connect_with_retry, warn_if_volatile
+from jararaca.runtime import close_quietly, connect_with_retry, warn_if_volatile
 from jararaca.scheduler.beat import Beat
 from jararaca.settings import lease_seconds as default_lease_seconds
 from jararaca.urls import make_backend, make_broker, redact
@@ -86,7 +86,12 @@ class BeatWorker:
 
     async def serve(self, stop: asyncio.Event | None = None) -> None:
         stop = stop or asyncio.Event()
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            if self._owns_connections:
+                await close_quietly(self.backend.close, self.broker.close)
+            raise
         try:
             await self.beat.serve(stop)
         finally:

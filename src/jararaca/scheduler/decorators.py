@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, Literal, TypeVar, get_args
 
-from jararaca._signatures import positional_params, qualified_name
+from jararaca._signatures import check_name_and_group, positional_params, qualified_name
 from jararaca.cron import Cron
 from jararaca.errors import ConfigError, CronError
 
@@ -82,9 +82,7 @@ class ScheduledAction:
             raise ConfigError(
                 f"{where}: exception_handler must be callable, got {exception_handler!r}"
             )
-        for label, value in (("name", name), ("group", group)):
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ConfigError(f"{where}: {label} must be a non-empty string, got {value!r}")
+        check_name_and_group(where, name, group)
         self.allow_overlap = allow_overlap
         self.exclusive = exclusive
         self.timeout = timeout
