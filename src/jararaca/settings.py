@@ -42,3 +42,24 @@ def max_message_bytes() -> int:
             f"JARARACA_MAX_MESSAGE_BYTES={raw!r} is not a positive number of bytes"
         ) from None
     return value
+
+
+DEFAULT_DEDUPE_SECONDS = 600
+
+
+def dedupe_seconds() -> int:
+    """``JARARACA_DEDUPE_SECONDS``: how long a handled message is remembered, so that a copy
+    of it (republished by a beat that died, or redelivered) is not handled again. Fires are
+    remembered for a day; messages are many, so their records live for this long (10 min)."""
+    raw = os.environ.get("JARARACA_DEDUPE_SECONDS", "")
+    if not raw:
+        return DEFAULT_DEDUPE_SECONDS
+    try:
+        value = int(raw)
+        if value <= 0:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(
+            f"JARARACA_DEDUPE_SECONDS={raw!r} is not a positive number of seconds"
+        ) from None
+    return value

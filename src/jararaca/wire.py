@@ -22,6 +22,7 @@ DUE_AT = "x-jararaca-due-at"
 PUBLISHED_AT = "x-jararaca-published-at"
 ATTEMPT = "x-jararaca-attempt"
 CATCH_UP = "x-jararaca-catch-up"  # "1" on fires run late after downtime
+INFLIGHT = "x-jararaca-inflight"  # set by the backend on claimed delayed entries
 DEAD_LETTER_REASON = "x-jararaca-dead-letter-reason"
 
 Kind = Literal["action", "message"]
@@ -46,6 +47,11 @@ class Envelope:
             return max(1, int(self.headers.get(ATTEMPT, "1")))
         except ValueError:
             return 1
+
+    @property
+    def inflight_id(self) -> str:
+        """The key of this envelope's in-flight entry: what ``ack_inflight`` takes."""
+        return self.headers.get(INFLIGHT, self.message_id)
 
     def with_headers(self, **updates: str) -> Envelope:
         """A copy with some headers replaced (keys use ``_`` for ``-``, without the prefix)."""

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from jararaca import wire
-from jararaca.backends.base import Backend, RunStart, RunStatus
+from jararaca.backends.base import REMEMBER_DONE, Backend, RunStart, RunStatus
 from jararaca.brokers.base import UNROUTED, Broker, Consumer, Delivery
 from jararaca.clock import Clock, SystemClock
 from jararaca.errors import JararacaError
@@ -35,8 +35,8 @@ from jararaca.outage import Outage
 from jararaca.registry import HandlerDef, action_queues, build_registry
 from jararaca.runtime import close_quietly, connect_with_retry
 from jararaca.scheduler.decorators import ScheduledRun
+from jararaca.settings import dedupe_seconds, max_message_bytes
 from jararaca.settings import lease_seconds as default_lease_seconds
-from jararaca.settings import max_message_bytes
 from jararaca.urls import make_backend, make_broker
 
 log = logging.getLogger("jararaca.worker")
@@ -92,6 +92,7 @@ class Worker:
         self.lease = timedelta(seconds=lease_seconds or default_lease_seconds())
         self.grace = graceful_shutdown_seconds
         self.max_message_bytes = max_message_bytes()
+        self.dedupe = timedelta(seconds=dedupe_seconds())
         self.connect_timeout = connect_timeout
         self.owner = owner_id()
         self.stats = WorkerStats()
@@ -262,6 +263,7 @@ class Worker:
         *,
         catching_up: bool = False,
         recheck_routing_key: str | None = None,
+        remember_for: timedelta = REMEMBER_DONE,
     ) -> RunStart | None:
         """Ask the backend whether this worker may run ``run_key`` now. Settles the delivery
         itself and returns None when it may not (a duplicate, an overlap, or another worker
@@ -274,6 +276,7 @@ class Worker:
             now=now,
             lease_until=now + self.lease,
             skip_on_overlap=not catching_up,
+            remember_for=remember_for,
         )
         self._outage.recovered()
         if start.status is RunStatus.STARTED:
@@ -317,17 +320,29 @@ class Worker:
         finally:
             self._renewer.discard(run_key)
 
-    async def _finish(self, delivery: Delivery, run_key: str, overlap_key: str | None) -> None:
-        await self._record_done(run_key, overlap_key)
+    async def _finish(
+        self,
+        delivery: Delivery,
+        run_key: str,
+        overlap_key: str | None,
+        remember_for: timedelta = REMEMBER_DONE,
+    ) -> None:
+        await self._record_done(run_key, overlap_key, remember_for)
         await delivery.ack()
 
-    async def _record_done(self, run_key: str, overlap_key: str | None) -> None:
+    async def _record_done(
+        self, run_key: str, overlap_key: str | None, remember_for: timedelta = REMEMBER_DONE
+    ) -> None:
         """Record the run as done. The run already happened, so a backend failure here must
         not send the message round again: it is only logged (the record guards against
         duplicates, and its lease runs out by itself)."""
         try:
             await self.backend.finish_run(
-                run_key, overlap_key=overlap_key, owner=self.owner, now=self.clock.now()
+                run_key,
+                overlap_key=overlap_key,
+                owner=self.owner,
+                now=self.clock.now(),
+                remember_for=remember_for,
             )
         except JararacaError as exc:
             log.warning("could not record %s as done: %s", run_key, exc)
@@ -379,7 +394,11 @@ class Worker:
         # after publishing, before forgetting it) or redelivered is handled once.
         run_key = f"msg:{handler.handler_id}:{envelope.message_id}:{context.attempt}"
         start = await self._begin(
-            delivery, run_key, None, recheck_routing_key=handler.retry_routing_key
+            delivery,
+            run_key,
+            None,
+            recheck_routing_key=handler.retry_routing_key,
+            remember_for=self.dedupe,
         )
         if start is None:
             return
@@ -388,7 +407,7 @@ class Worker:
         error = await self._run_owned(run_key, None, call, spec.timeout)
         if error is None:
             self.stats.messages_handled += 1
-            await self._finish(delivery, run_key, None)
+            await self._finish(delivery, run_key, None, self.dedupe)
             return
         self.stats.messages_failed += 1
         log.error(
@@ -399,7 +418,8 @@ class Worker:
             error,
         )
         await call_exception_handler(spec.exception_handler, error, context, handler.handler_id)
-        await self._record_done(run_key, None)
+        # The retry (or dead letter) first, the record after: should the first fail, the
+        # message comes back and this attempt is tried again rather than acked as done.
         if context.attempt <= spec.retries:
             await self._retry(handler, delivery, context.attempt)
         else:
@@ -407,6 +427,7 @@ class Worker:
             await self._dead_letter(
                 delivery, f"handler {handler.handler_id} failed {tries}: {error!r}"
             )
+        await self._record_done(run_key, None, self.dedupe)
 
     async def _retry(self, handler: HandlerDef, delivery: Delivery, attempt: int) -> None:
         base = handler.spec.retry_delay * 2 ** (attempt - 1)

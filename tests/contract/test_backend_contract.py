@@ -107,7 +107,7 @@ async def test_claimed_message_is_republished_if_not_acked(backend: Backend) -> 
     assert await backend.reclaim_inflight(now=later, lease_until=later + LEASE, limit=10) == [
         claimed
     ]
-    await backend.ack_inflight(["m"])
+    await backend.ack_inflight([claimed.inflight_id])
     assert await backend.next_due() is None
 
 
@@ -181,7 +181,7 @@ async def test_a_key_can_be_reused_once_its_message_was_claimed(backend: Backend
     await backend.enqueue_delayed(env("m1"), T0, task_id="key")
     [first] = await backend.claim_due(now=T0, lease_until=T0 + LEASE, limit=10)
     await backend.enqueue_delayed(env("m2"), T0 + timedelta(seconds=1), task_id="key")
-    await backend.ack_inflight([first.message_id])
+    await backend.ack_inflight([first.inflight_id])
     [second] = await backend.claim_due(
         now=T0 + timedelta(seconds=1), lease_until=T0 + LEASE, limit=10
     )
@@ -230,6 +230,39 @@ async def test_a_dead_workers_fire_is_taken_over_after_its_lease(backend: Backen
     )
     assert (again.status, again.attempt) == (RunStatus.STARTED, 2)
     assert not await backend.renew_run("a@1", overlap_key="a", owner="w1", lease_until=later)
+
+
+async def test_a_second_delivery_to_the_same_worker_is_busy_not_started(backend: Backend) -> None:
+    await backend.begin_run("a@1", overlap_key=None, owner="w1", now=T0, lease_until=T0 + LEASE)
+    again = await backend.begin_run(
+        "a@1", overlap_key=None, owner="w1", now=T0, lease_until=T0 + LEASE
+    )
+    assert (again.status, again.busy_until) == (RunStatus.BUSY, T0 + LEASE)
+
+
+async def test_a_slow_old_owner_does_not_end_the_new_owners_run(backend: Backend) -> None:
+    await backend.begin_run("a@1", overlap_key=None, owner="w1", now=T0, lease_until=T0 + LEASE)
+    later = T0 + LEASE + timedelta(seconds=1)
+    await backend.begin_run(
+        "a@1", overlap_key=None, owner="w2", now=later, lease_until=later + LEASE
+    )
+    await backend.finish_run("a@1", overlap_key=None, owner="w1", now=later)
+    assert await backend.renew_run(
+        "a@1", overlap_key=None, owner="w2", lease_until=later + 2 * LEASE
+    )
+
+
+async def test_retries_of_one_message_for_two_handlers_both_survive_a_dead_beat(
+    backend: Backend,
+) -> None:
+    for handler in ("h1", "h2"):
+        retry = env("m", routing_key=f"jararaca.retry.{handler}")
+        await backend.enqueue_delayed(retry, T0, task_id=f"retry:{handler}:m:2")
+    claimed = await backend.claim_due(now=T0, lease_until=T0 + LEASE, limit=10)
+    later = T0 + LEASE + timedelta(seconds=1)
+    again = await backend.reclaim_inflight(now=later, lease_until=later + LEASE, limit=10)
+    assert len(claimed) == 2
+    assert sorted(e.routing_key for e in again) == ["jararaca.retry.h1", "jararaca.retry.h2"]
 
 
 async def test_overlap_skips_a_second_fire_while_the_first_runs(backend: Backend) -> None:

@@ -20,12 +20,14 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from jararaca.backends.base import Backend, FireClaim, RunStatus
-from jararaca.backends.redis import DONE_RUN_TTL_MS, FIRE_CLAIM_TTL_MS, RedisBackend
+from jararaca.backends.base import REMEMBER_DONE, Backend, FireClaim, RunStatus
+from jararaca.backends.redis import FIRE_CLAIM_TTL_MS, RedisBackend
 from jararaca.clock import epoch_ms
 from jararaca.errors import BackendError, ConfigError, CredentialsError
 from jararaca.wire import Envelope, format_instant
 from tests.services import REDIS_URL, require_redis
+
+DONE_RUN_TTL_MS = round(REMEMBER_DONE.total_seconds() * 1000)
 
 pytestmark = pytest.mark.integration
 
@@ -160,8 +162,8 @@ async def test_odd_ids_and_bodies_round_trip(make: Factory) -> None:
     odd = Envelope('ação "1" {x}\\', "topic.a", body, {"x-jararaca-a": "1"})
     await backend.enqueue_delayed(odd, T0, task_id="k{1}")
     [got] = await backend.claim_due(now=T0, lease_until=T0 + LEASE, limit=10)
-    assert got == odd.with_headers(due_at=format_instant(T0))
-    await backend.ack_inflight([odd.message_id])
+    assert got == odd.with_headers(due_at=format_instant(T0), inflight=f"k{{1}}/{odd.message_id}")
+    await backend.ack_inflight([got.inflight_id])
     assert await backend.next_due() is None
 
 
@@ -188,7 +190,7 @@ async def test_batches_larger_than_luas_unpack_limit(make: Factory) -> None:
     await backend.enqueue_delayed_many([(env(f"m{i}"), T0) for i in range(count)])
     got = await backend.claim_due(now=T0, lease_until=T0 + LEASE, limit=count)
     assert len({e.message_id for e in got}) == count
-    await backend.ack_inflight([e.message_id for e in got])
+    await backend.ack_inflight([e.inflight_id for e in got])
     assert await backend.pending_count() == 0
     assert await backend.next_due() is None
 

@@ -10,7 +10,9 @@ Three kinds of state live here:
 * **in flight**: envelopes a beat has claimed (cron fires and due delayed messages) but whose
   publish the broker has not confirmed yet. Each has a lease; an entry whose lease expired
   (its beat died) is reclaimed by another beat and published again. Entries are keyed by
-  ``message_id`` and removed only by :meth:`Backend.ack_inflight` after the broker confirmed;
+  ``Envelope.inflight_id`` (a fire's id; for a delayed entry its task id and message id, which
+  ``claim_due`` writes into the ``x-jararaca-inflight`` header) and removed only by
+  :meth:`Backend.ack_inflight` after the broker confirmed;
 * **runs**: a record per fire started by a worker (lease renewed while it runs) and a running
   mark per action for ``allow_overlap=False``;
 * **the delayed queue**: pending envelopes keyed by task id (the idempotency key, or the message
@@ -23,7 +25,7 @@ import asyncio
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol, get_args
 
 from jararaca.wire import Envelope
@@ -31,6 +33,8 @@ from jararaca.wire import Envelope
 PayloadPolicy = Literal["ignore", "replace"]
 TimePolicy = Literal["replace", "greater", "lesser"]
 PAYLOAD_POLICIES: tuple[str, ...] = get_args(PayloadPolicy)
+# How long a finished run is remembered, so that a late duplicate of it is not run again.
+REMEMBER_DONE = timedelta(days=1)
 TIME_POLICIES: tuple[str, ...] = get_args(TimePolicy)
 
 
@@ -100,8 +104,8 @@ class Backend(Protocol):
 
     # -- in flight ------------------------------------------------------------------------
 
-    async def ack_inflight(self, message_ids: Sequence[str]) -> None:
-        """Forget in-flight entries whose publish the broker confirmed."""
+    async def ack_inflight(self, inflight_ids: Sequence[str]) -> None:
+        """Forget in-flight entries (by ``Envelope.inflight_id``) the broker confirmed."""
         ...
 
     async def reclaim_inflight(
@@ -163,11 +167,13 @@ class Backend(Protocol):
         now: datetime,
         lease_until: datetime,
         skip_on_overlap: bool = True,
+        remember_for: timedelta = REMEMBER_DONE,
     ) -> RunStart:
         """Atomically decide whether ``owner`` may start the fire ``fire_id``:
 
-        * fire finished (or skipped) before -> DONE;
-        * fire held by a live lease (``> now``) -> BUSY with that lease end;
+        * fire finished (or skipped, remembered for ``remember_for``) before -> DONE;
+        * fire held by a live lease (``> now``), whoever holds it (a second delivery to the
+          same worker must not run it twice) -> BUSY with that lease end;
         * ``overlap_key`` given and held by a live lease of *another* fire -> OVERLAP (and the
           fire is recorded as skipped, so a redelivery is DONE; with ``skip_on_overlap=False``
           nothing is recorded, so the fire can be tried again later: catch-up fires wait for
@@ -184,10 +190,17 @@ class Backend(Protocol):
         ...
 
     async def finish_run(
-        self, fire_id: str, *, overlap_key: str | None, owner: str, now: datetime
+        self,
+        fire_id: str,
+        *,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+        remember_for: timedelta = REMEMBER_DONE,
     ) -> None:
-        """Record the fire as done (kept for at least a day) and release the overlap key if
-        ``owner`` holds it."""
+        """Record the fire as done (remembered for ``remember_for``) and release the overlap
+        key if ``owner`` holds it. When another owner took the run over and holds a live
+        lease on it, its record is left alone."""
         ...
 
     async def is_running(self, overlap_key: str, *, now: datetime) -> bool:

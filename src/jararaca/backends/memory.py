@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from jararaca.backends.base import (
+    REMEMBER_DONE,
     BackendInfo,
     FireClaim,
     PayloadPolicy,
@@ -27,7 +27,6 @@ from jararaca.clock import epoch_ms, from_epoch_ms
 from jararaca.wire import Envelope, format_instant
 
 FIRE_CLAIM_TTL_MS = 3_600_000
-DONE_RUN_TTL_MS = 86_400_000
 
 
 @dataclass(slots=True)
@@ -54,10 +53,10 @@ class _Store:
     pending: dict[str, _Pending] = field(default_factory=dict)
     pending_heap: list[tuple[int, int, str]] = field(default_factory=list)
     runs: dict[str, _Run] = field(default_factory=dict)
-    # (expiry ms, key) in the order written: TTLs are constant, so expiries ascend and pruning
-    # pops from the left in O(1) per key instead of rescanning the whole dict.
-    claim_expiries: deque[tuple[int, str]] = field(default_factory=deque)
-    run_expiries: deque[tuple[int, str]] = field(default_factory=deque)
+    # Heaps of (expiry ms, key): pruning pops what expired, O(log n) per key, instead of
+    # rescanning the whole dict.
+    claim_expiries: list[tuple[int, str]] = field(default_factory=list)
+    run_expiries: list[tuple[int, str]] = field(default_factory=list)
     # overlap key -> (fire id, owner, lease end ms)
     overlap: dict[str, tuple[str, str, int]] = field(default_factory=dict)
     listeners: set[asyncio.Event] = field(default_factory=set)
@@ -116,7 +115,7 @@ class MemoryBackend:
                 answers.append(False)
                 continue
             s.fire_claims[claim.fire_id] = now_ms + FIRE_CLAIM_TTL_MS
-            s.claim_expiries.append((now_ms + FIRE_CLAIM_TTL_MS, claim.fire_id))
+            _remember(s.claim_expiries, now_ms + FIRE_CLAIM_TTL_MS, claim.fire_id)
             at = epoch_ms(claim.scheduled_at)
             if s.last_fires.get(claim.action_id, at - 1) < at:
                 s.last_fires[claim.action_id] = at
@@ -127,12 +126,13 @@ class MemoryBackend:
     # -- in flight ------------------------------------------------------------------------
 
     def _put_inflight(self, envelope: Envelope, lease_ms: int) -> None:
-        self._s.inflight[envelope.message_id] = (lease_ms, envelope)
-        heapq.heappush(self._s.inflight_heap, (lease_ms, envelope.message_id))
+        key = envelope.inflight_id
+        self._s.inflight[key] = (lease_ms, envelope)
+        heapq.heappush(self._s.inflight_heap, (lease_ms, key))
 
-    async def ack_inflight(self, message_ids: Sequence[str]) -> None:
-        for message_id in message_ids:
-            self._s.inflight.pop(message_id, None)
+    async def ack_inflight(self, inflight_ids: Sequence[str]) -> None:
+        for key in inflight_ids:
+            self._s.inflight.pop(key, None)
 
     def _inflight_head(self) -> tuple[int, str] | None:
         s = self._s
@@ -228,8 +228,11 @@ class MemoryBackend:
             if due_ms is None or due_ms > now_ms:
                 break
             _, _, task_id = heapq.heappop(s.pending_heap)
-            envelope = s.pending.pop(task_id).envelope.with_headers(
-                due_at=format_instant(from_epoch_ms(due_ms))
+            envelope = s.pending.pop(task_id).envelope
+            # Keyed like the Redis backend: retries of one message share its id (see base).
+            envelope = envelope.with_headers(
+                due_at=format_instant(from_epoch_ms(due_ms)),
+                inflight=f"{task_id}/{envelope.message_id}",
             )
             self._put_inflight(envelope, lease_ms)
             taken.append(envelope)
@@ -256,22 +259,24 @@ class MemoryBackend:
         now: datetime,
         lease_until: datetime,
         skip_on_overlap: bool = True,
+        remember_for: timedelta = REMEMBER_DONE,
     ) -> RunStart:
         s = self._s
         now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
+        keep_ms = round(remember_for.total_seconds() * 1000)
         run = s.runs.get(fire_id)
         if run is not None and run.done_until_ms is not None:
             if run.done_until_ms > now_ms:
                 return RunStart(RunStatus.DONE, attempt=run.attempt)
             run = None
-        if run is not None and run.lease_ms > now_ms and run.owner != owner:
+        if run is not None and run.lease_ms > now_ms:  # live, whoever holds it
             return RunStart(RunStatus.BUSY, run.attempt, from_epoch_ms(run.lease_ms))
         if overlap_key is not None:
             holder = s.overlap.get(overlap_key)
             if holder is not None and holder[0] != fire_id and holder[2] > now_ms:
                 if skip_on_overlap:
-                    s.runs[fire_id] = _Run(owner, now_ms, 1, done_until_ms=now_ms + DONE_RUN_TTL_MS)
-                    s.run_expiries.append((now_ms + DONE_RUN_TTL_MS, fire_id))
+                    s.runs[fire_id] = _Run(owner, now_ms, 1, done_until_ms=now_ms + keep_ms)
+                    _remember(s.run_expiries, now_ms + keep_ms, fire_id)
                 return RunStart(RunStatus.OVERLAP, 1, from_epoch_ms(holder[2]))
             s.overlap[overlap_key] = (fire_id, owner, lease_ms)
         attempt = 1 if run is None else run.attempt + 1
@@ -293,18 +298,32 @@ class MemoryBackend:
         return True
 
     async def finish_run(
-        self, fire_id: str, *, overlap_key: str | None, owner: str, now: datetime
+        self,
+        fire_id: str,
+        *,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+        remember_for: timedelta = REMEMBER_DONE,
     ) -> None:
         s = self._s
+        keep_ms = round(remember_for.total_seconds() * 1000)
         now_ms = epoch_ms(now)
         run = s.runs.get(fire_id)
-        attempt = run.attempt if run is not None else 1
-        s.runs[fire_id] = _Run(owner, now_ms, attempt, done_until_ms=now_ms + DONE_RUN_TTL_MS)
+        taken_over = (
+            run is not None
+            and run.owner != owner
+            and run.done_until_ms is None
+            and run.lease_ms > now_ms
+        )
+        if not taken_over:  # never mark another owner's live run done
+            attempt = run.attempt if run is not None else 1
+            s.runs[fire_id] = _Run(owner, now_ms, attempt, done_until_ms=now_ms + keep_ms)
+            _remember(s.run_expiries, now_ms + keep_ms, fire_id)
         if overlap_key is not None:
             holder = s.overlap.get(overlap_key)
             if holder is not None and holder[0] == fire_id and holder[1] == owner:
                 del s.overlap[overlap_key]
-        s.run_expiries.append((now_ms + DONE_RUN_TTL_MS, fire_id))
         _prune(s.run_expiries, now_ms, lambda key, at: _forget_run(s.runs, key, at))
 
     async def is_running(self, overlap_key: str, *, now: datetime) -> bool:
@@ -312,11 +331,15 @@ class MemoryBackend:
         return holder is not None and holder[2] > epoch_ms(now)
 
 
+def _remember(expiries: list[tuple[int, str]], at: int, key: str) -> None:
+    heapq.heappush(expiries, (at, key))
+
+
 def _prune(
-    expiries: deque[tuple[int, str]], now_ms: int, forget: Callable[[str, int], object]
+    expiries: list[tuple[int, str]], now_ms: int, forget: Callable[[str, int], object]
 ) -> None:
     while expiries and expiries[0][0] <= now_ms:
-        at, key = expiries.popleft()
+        at, key = heapq.heappop(expiries)
         forget(key, at)
 
 

@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -23,6 +23,7 @@ from redis.exceptions import AuthenticationError, NoScriptError, RedisError, Res
 
 from jararaca.backends.base import (
     PAYLOAD_POLICIES,
+    REMEMBER_DONE,
     TIME_POLICIES,
     BackendInfo,
     FireClaim,
@@ -40,7 +41,6 @@ from jararaca.wire import Envelope
 log = logging.getLogger(__name__)
 
 FIRE_CLAIM_TTL_MS = 3_600_000  # the protocol promises to remember a claim for an hour
-DONE_RUN_TTL_MS = 86_400_000  # ... and a finished run for a day
 _LISTEN_BACKOFF_CAP = 5.0  # seconds between two resubscription attempts, at most
 _MAX_CONNECTIONS = 50  # per backend; callers beyond it wait (20 s by default) for a free one
 
@@ -357,7 +357,14 @@ class RedisBackend:
         k = self.keys
         keys = [k.delayed, k.delayed_env, k.inflight, k.inflight_env]
         found = await self._eval(_CLAIM_DUE, keys, [epoch_ms(now), epoch_ms(lease_until), limit])
-        return [Envelope.from_json(raw) for raw in found]
+        envelopes = []
+        for raw in found:
+            text = _text(raw)
+            if text.startswith("!"):
+                log.error("dropped an unreadable delayed entry: %.200s", text[1:])
+                continue
+            envelopes.append(Envelope.from_json(text))
+        return envelopes
 
     async def next_due(self) -> datetime | None:
         pipe = self._redis().pipeline(transaction=False)
@@ -389,13 +396,14 @@ class RedisBackend:
         now: datetime,
         lease_until: datetime,
         skip_on_overlap: bool = True,
+        remember_for: timedelta = REMEMBER_DONE,
     ) -> RunStart:
         args = [
             fire_id,
             owner,
             epoch_ms(now),
             epoch_ms(lease_until),
-            DONE_RUN_TTL_MS,
+            round(remember_for.total_seconds() * 1000),
             int(skip_on_overlap),
         ]
         status, attempt, holder = await self._eval(
@@ -411,9 +419,15 @@ class RedisBackend:
         return bool(await self._eval(_RENEW_RUN, self._run_keys(fire_id, overlap_key), args))
 
     async def finish_run(
-        self, fire_id: str, *, overlap_key: str | None, owner: str, now: datetime
+        self,
+        fire_id: str,
+        *,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+        remember_for: timedelta = REMEMBER_DONE,
     ) -> None:
-        args = [fire_id, owner, epoch_ms(now), DONE_RUN_TTL_MS]
+        args = [fire_id, owner, epoch_ms(now), round(remember_for.total_seconds() * 1000)]
         await self._eval(_FINISH_RUN, self._run_keys(fire_id, overlap_key), args)
 
     async def is_running(self, overlap_key: str, *, now: datetime) -> bool:

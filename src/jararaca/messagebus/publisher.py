@@ -108,7 +108,8 @@ class Publisher:
         await self.backend.enqueue_delayed(
             envelope,
             due,
-            task_id=idempotency_key or envelope.message_id,
+            # Prefixed so that a user's key never meets the internal retry:/recheck: tasks.
+            task_id=f"key:{idempotency_key}" if idempotency_key else envelope.message_id,
             payload_policy=payload_policy,  # type: ignore[arg-type]
             time_policy=time_policy,  # type: ignore[arg-type]
         )

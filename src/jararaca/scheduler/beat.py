@@ -94,7 +94,11 @@ class Beat:
         self.backend.add_wakeup_listener(self.wakeup)
         self._started = True
         if catch_up:
-            await self._dispatch_fires(catch_up, now)
+            try:
+                await self._dispatch_fires(catch_up, now)
+            except JararacaError as exc:
+                # Kept in _unclaimed or _unpublished: the first ticks try again.
+                log.warning("catch-up dispatch failed, retrying with the next tick: %s", exc)
 
     async def stop(self) -> None:
         self.backend.remove_wakeup_listener(self.wakeup)
@@ -124,8 +128,15 @@ class Beat:
         claims = self._late_claims(now) + self._due_fires(now)
         if claims:
             await self._dispatch_fires(claims, now)
-        await self._dispatch_delayed(now)
-        return await self._next_wakeup(now)
+        await self._reclaim(now)
+        # A large burst of due messages goes by batches; cron fires due meanwhile go out
+        # between two batches instead of waiting for the whole burst.
+        while await self._dispatch_delayed_batch(now):
+            now = self.clock.now()
+            claims = self._due_fires(now)
+            if claims:
+                await self._dispatch_fires(claims, now)
+        return await self._next_wakeup(self.clock.now())
 
     def _late_claims(self, now: datetime) -> list[FireClaim]:
         """Fires that could not be claimed during an outage are missed fires now: the
@@ -174,15 +185,14 @@ class Beat:
         while heap and heap[0][0] <= stamp:
             _, index, scheduled_at = heapq.heappop(heap)
             action = self.actions[index]
-            claims.append(self._claim(action, scheduled_at, now))
             upcoming = action.spec.cron.next_after(scheduled_at)
             if upcoming <= now:
-                # The beat fell behind by more than a period (a stalled loop or host): slots
-                # between are missed fires, handled by the action's catch-up policy.
+                # The beat fell behind by more than a period (a stalled loop or host): this
+                # slot and the ones after it are missed fires, run as the catch-up policy says.
                 spec = action.spec
                 late = missed_fires(
                     spec.cron,
-                    after=scheduled_at,
+                    after=scheduled_at - timedelta(microseconds=1),
                     now=now,
                     policy=spec.catch_up,
                     window=spec.catch_up_window,
@@ -197,6 +207,8 @@ class Beat:
                         spec.catch_up,
                         len(late),
                     )
+            else:
+                claims.append(self._claim(action, scheduled_at, now))
             self._push(index, upcoming)
         return claims
 
@@ -225,10 +237,9 @@ class Beat:
         await self._publish(won)
         self.stats.fires_dispatched += len(won)
 
-    async def _dispatch_delayed(self, now: datetime) -> None:
-        lease_until = now + self.lease
+    async def _reclaim(self, now: datetime) -> None:
         reclaimed = await self.backend.reclaim_inflight(
-            now=now, lease_until=lease_until, limit=DELAYED_BATCH
+            now=now, lease_until=now + self.lease, limit=DELAYED_BATCH
         )
         if reclaimed:
             log.warning(
@@ -236,16 +247,17 @@ class Beat:
             )
             self.stats.reclaimed += len(reclaimed)
             await self._publish(reclaimed)
-        while True:
-            batch = await self.backend.claim_due(
-                now=now, lease_until=lease_until, limit=DELAYED_BATCH
-            )
-            if batch:
-                stamped = [e.with_headers(dispatched_at=format_instant(now)) for e in batch]
-                await self._publish(stamped)
-                self.stats.delayed_dispatched += len(batch)
-            if len(batch) < DELAYED_BATCH:
-                return
+
+    async def _dispatch_delayed_batch(self, now: datetime) -> bool:
+        """Publish one batch of due delayed messages; True when more may be due."""
+        batch = await self.backend.claim_due(
+            now=now, lease_until=now + self.lease, limit=DELAYED_BATCH
+        )
+        if batch:
+            stamped = [e.with_headers(dispatched_at=format_instant(now)) for e in batch]
+            await self._publish(stamped)
+            self.stats.delayed_dispatched += len(batch)
+        return len(batch) == DELAYED_BATCH
 
     async def _publish(self, envelopes: list[Envelope]) -> None:
         """Publish with confirms, then forget the in-flight entries. Nothing is deleted before
@@ -266,7 +278,7 @@ class Beat:
             self.stats.publish_failures += 1
             self._unpublished.extend(envelopes)
             raise
-        await self._ack([e.message_id for e in envelopes])
+        await self._ack([e.inflight_id for e in envelopes])
 
     async def _ack(self, message_ids: list[str]) -> None:
         try:
@@ -286,7 +298,8 @@ class Beat:
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Tick until ``stop`` is set."""
-        await self.start()
+        if not self._started:
+            await self.start()
         outage = Outage("dispatching (Redis or RabbitMQ)", log)
         while not stop.is_set():
             # Cleared before looking, so an enqueue during the tick still cuts the sleep short.

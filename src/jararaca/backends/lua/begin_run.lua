@@ -15,7 +15,8 @@ if record[3] then
       return {'done', attempt, ''}
     end
     attempt = 0  -- finished longer ago than we promise to remember: a new fire
-  elseif tonumber(record[2]) > now and record[1] ~= owner then
+  elseif tonumber(record[2]) > now then
+    -- Live, whoever holds it: a second delivery to the same worker must not run it twice.
     return {'busy', attempt, record[2]}
   end
 end

@@ -42,15 +42,25 @@ for first = 1, #found, 2000 do
   local scores, values = {}, {}
   for k = 1, #ids do
     if stored[k] then
-      local envelope = cjson.decode(stored[k])
-      envelope['headers']['x-jararaca-due-at'] = iso_instant(dues[k])
-      local json = cjson.encode(envelope)
-      -- In flight is keyed by message id (what the broker confirms), not by task id.
-      scores[#scores + 1] = lease
-      scores[#scores + 1] = envelope['id']
-      values[#values + 1] = envelope['id']
-      values[#values + 1] = json
-      taken[#taken + 1] = json
+      -- pcall: a script that fails midway keeps its writes, so one unreadable entry must not
+      -- abort the batch after the ZREM above. It is handed back marked, for the caller to log.
+      local ok, envelope = pcall(cjson.decode, stored[k])
+      if ok and type(envelope) == 'table' and type(envelope['headers']) == 'table' then
+        envelope['headers']['x-jararaca-due-at'] = iso_instant(dues[k])
+        -- In flight is keyed by task id and message id: retries of one message for several
+        -- handlers (one task each) share the message id, and a key reused while its previous
+        -- message is still in flight shares the task id.
+        local flight = ids[k] .. '/' .. envelope['id']
+        envelope['headers']['x-jararaca-inflight'] = flight
+        local json = cjson.encode(envelope)
+        scores[#scores + 1] = lease
+        scores[#scores + 1] = flight
+        values[#values + 1] = flight
+        values[#values + 1] = json
+        taken[#taken + 1] = json
+      else
+        taken[#taken + 1] = '!' .. stored[k]
+      end
     end
   end
   if #scores > 0 then
