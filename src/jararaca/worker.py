@@ -14,25 +14,24 @@ import logging
 import os
 import random
 import socket
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 from pydantic import ValidationError
 
 from jararaca import wire
-from jararaca.backends.base import REMEMBER_DONE, Backend, RunStart, RunStatus
+from jararaca.backends.base import Backend
 from jararaca.brokers.base import UNROUTED, Broker, Consumer, Delivery
 from jararaca.clock import Clock, SystemClock
 from jararaca.errors import JararacaError
-from jararaca.invoke import LeaseRenewer, call_exception_handler, call_user_code
+from jararaca.invoke import LeaseRenewer, call_exception_handler
 from jararaca.messagebus.message import MessageContext
 from jararaca.messagebus.publisher import Publisher, bind_publisher
 from jararaca.microservice import Container, Microservice
 from jararaca.outage import Outage
 from jararaca.registry import HandlerDef, action_queues, build_registry
+from jararaca.runs import RunGuard, WorkerStats, settle_quietly
 from jararaca.runtime import close_quietly, connect_with_retry
 from jararaca.scheduler.decorators import ScheduledRun
 from jararaca.settings import dedupe_seconds, max_message_bytes
@@ -40,20 +39,6 @@ from jararaca.settings import lease_seconds as default_lease_seconds
 from jararaca.urls import make_backend, make_broker
 
 log = logging.getLogger("jararaca.worker")
-CATCH_UP_RECHECK = timedelta(seconds=1)
-
-
-@dataclass
-class WorkerStats:
-    runs_started: int = 0
-    runs_failed: int = 0
-    skipped_overlap: int = 0
-    duplicates: int = 0
-    rechecks: int = 0
-    messages_handled: int = 0
-    messages_failed: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
 
 
 def owner_id() -> str:
@@ -104,6 +89,15 @@ class Worker:
         self._owns_connections = backend is None and broker is None
         self._renewer = LeaseRenewer(self.backend, self.owner, self.clock, self.lease)
         self._outage = Outage("the worker's backend or broker", log)
+        self._runs = RunGuard(
+            self.backend,
+            self.owner,
+            self.clock,
+            self.lease,
+            self._renewer,
+            self.stats,
+            self._outage,
+        )
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -191,7 +185,7 @@ class Worker:
     async def _on_unrouted(self, delivery: Delivery) -> None:
         topic = delivery.envelope.routing_key
         reason = f"unknown topic {topic!r}: no handler of this app is bound to it"
-        await _settle_quietly(lambda: self._dead_letter(delivery, reason))
+        await settle_quietly(lambda: self._dead_letter(delivery, reason))
 
     async def _on_delivery(self, handler: HandlerDef | None, delivery: Delivery) -> None:
         task = asyncio.create_task(self._process(handler, delivery))
@@ -206,16 +200,16 @@ class Worker:
                 else:
                     await self._run_message(handler, delivery)
             except asyncio.CancelledError:
-                await _settle_quietly(delivery.requeue)
+                await settle_quietly(delivery.requeue)
                 raise
             except JararacaError as exc:
                 # Redis or RabbitMQ is down before the run could start: give the message back
                 # after a backoff (not a hot requeue loop); it is delivered again later.
                 await asyncio.sleep(self._outage.failed(exc))
-                await _settle_quietly(delivery.requeue)
+                await settle_quietly(delivery.requeue)
             except Exception:
                 log.exception("processing %s failed; requeueing it", delivery.envelope.message_id)
-                await _settle_quietly(delivery.requeue)
+                await settle_quietly(delivery.requeue)
 
     async def _run_fire(self, delivery: Delivery) -> None:
         envelope = delivery.envelope
@@ -237,7 +231,7 @@ class Worker:
         if not spec.exclusive:  # every worker runs its own copy: identities are per worker
             run_key = f"{run_key}#{self.owner}"
             overlap_key = overlap_key and f"{overlap_key}#{self.owner}"
-        start = await self._begin(
+        start = await self._runs.begin(
             delivery, run_key, overlap_key, catching_up=envelope.headers.get(wire.CATCH_UP) == "1"
         )
         if start is None:
@@ -248,120 +242,12 @@ class Worker:
             listener(run)
         method = getattr(self._container.get(action.controller), action.attribute)
         call = partial(method, run) if spec.takes_run else method
-        error = await self._run_owned(run_key, overlap_key, call, spec.timeout)
+        error = await self._runs.run_owned(run_key, overlap_key, call, spec.timeout)
         if error is not None:
             self.stats.runs_failed += 1
             log.error("action %s (fire %s) failed: %r", action.action_id, run_key, error)
             await call_exception_handler(spec.exception_handler, error, run, action.action_id)
-        await self._finish(delivery, run_key, overlap_key)
-
-    async def _begin(
-        self,
-        delivery: Delivery,
-        run_key: str,
-        overlap_key: str | None,
-        *,
-        catching_up: bool = False,
-        recheck_routing_key: str | None = None,
-        remember_for: timedelta = REMEMBER_DONE,
-    ) -> RunStart | None:
-        """Ask the backend whether this worker may run ``run_key`` now. Settles the delivery
-        itself and returns None when it may not (a duplicate, an overlap, or another worker
-        holding it)."""
-        now = self.clock.now()
-        start = await self.backend.begin_run(
-            run_key,
-            overlap_key=overlap_key,
-            owner=self.owner,
-            now=now,
-            lease_until=now + self.lease,
-            skip_on_overlap=not catching_up,
-            remember_for=remember_for,
-        )
-        self._outage.recovered()
-        if start.status is RunStatus.STARTED:
-            return start
-        if start.status is RunStatus.DONE:
-            self.stats.duplicates += 1
-            log.debug("%s already ran: duplicate delivery acknowledged", run_key)
-            await delivery.ack()
-        elif start.status is RunStatus.OVERLAP and catching_up:
-            # Missed slots run one after another: wait for the previous run, don't skip.
-            await self._recheck_later(delivery, run_key, now + CATCH_UP_RECHECK, None)
-        elif start.status is RunStatus.OVERLAP:
-            self.stats.skipped_overlap += 1
-            log.warning("skipped %s: the previous run of %s is still running", run_key, overlap_key)
-            await delivery.ack()
-        else:
-            holder_end = (start.busy_until or now + self.lease) + timedelta(seconds=1)
-            await self._recheck_later(delivery, run_key, holder_end, recheck_routing_key)
-        return None
-
-    async def _run_owned(
-        self,
-        run_key: str,
-        overlap_key: str | None,
-        call: Callable[[], Awaitable[Any]],
-        timeout: float | None,
-    ) -> BaseException | None:
-        """Run user code while its lease is renewed; return what it raised."""
-        self._renewer.add(run_key, overlap_key)
-        try:
-            return await call_user_code(call, timeout=timeout)
-        except asyncio.CancelledError:
-            # Shutdown ran out of grace: end the lease now so another worker takes the run
-            # over at once instead of after the lease.
-            await _settle_quietly(
-                lambda: self.backend.renew_run(
-                    run_key, overlap_key=overlap_key, owner=self.owner, lease_until=self.clock.now()
-                )
-            )
-            raise
-        finally:
-            self._renewer.discard(run_key)
-
-    async def _finish(
-        self,
-        delivery: Delivery,
-        run_key: str,
-        overlap_key: str | None,
-        remember_for: timedelta = REMEMBER_DONE,
-    ) -> None:
-        await self._record_done(run_key, overlap_key, remember_for)
-        await delivery.ack()
-
-    async def _record_done(
-        self, run_key: str, overlap_key: str | None, remember_for: timedelta = REMEMBER_DONE
-    ) -> None:
-        """Record the run as done. The run already happened, so a backend failure here must
-        not send the message round again: it is only logged (the record guards against
-        duplicates, and its lease runs out by itself)."""
-        try:
-            await self.backend.finish_run(
-                run_key,
-                overlap_key=overlap_key,
-                owner=self.owner,
-                now=self.clock.now(),
-                remember_for=remember_for,
-            )
-        except JararacaError as exc:
-            log.warning("could not record %s as done: %s", run_key, exc)
-
-    async def _recheck_later(
-        self, delivery: Delivery, run_key: str, when: datetime, routing_key: str | None
-    ) -> None:
-        """Another worker holds this run's lease (a redelivery while that worker runs it, or
-        that worker died), or a catch-up fire waits for the previous run. Look again at
-        ``when`` through the delayed queue: by then it is done, or its lease expired and
-        this run is taken over."""
-        self.stats.rechecks += 1
-        envelope = delivery.envelope
-        if routing_key is not None:
-            envelope = wire.Envelope(
-                envelope.message_id, routing_key, envelope.body, envelope.headers
-            )
-        await self.backend.enqueue_delayed(envelope, when, task_id=f"recheck:{run_key}")
-        await delivery.ack()
+        await self._runs.finish(delivery, run_key, overlap_key)
 
     async def _run_message(self, handler: HandlerDef, delivery: Delivery) -> None:
         envelope = delivery.envelope
@@ -393,7 +279,7 @@ class Worker:
         # One run per (handler, message, attempt): a message published twice (its beat died
         # after publishing, before forgetting it) or redelivered is handled once.
         run_key = f"msg:{handler.handler_id}:{envelope.message_id}:{context.attempt}"
-        start = await self._begin(
+        start = await self._runs.begin(
             delivery,
             run_key,
             None,
@@ -404,10 +290,10 @@ class Worker:
             return
         method = getattr(self._container.get(handler.controller), handler.attribute)
         call = partial(method, message, context) if spec.takes_context else partial(method, message)
-        error = await self._run_owned(run_key, None, call, spec.timeout)
+        error = await self._runs.run_owned(run_key, None, call, spec.timeout)
         if error is None:
             self.stats.messages_handled += 1
-            await self._finish(delivery, run_key, None, self.dedupe)
+            await self._runs.finish(delivery, run_key, None, self.dedupe)
             return
         self.stats.messages_failed += 1
         log.error(
@@ -427,7 +313,7 @@ class Worker:
             await self._dead_letter(
                 delivery, f"handler {handler.handler_id} failed {tries}: {error!r}"
             )
-        await self._record_done(run_key, None, self.dedupe)
+        await self._runs.record_done(run_key, None, self.dedupe)
 
     async def _retry(self, handler: HandlerDef, delivery: Delivery, attempt: int) -> None:
         base = handler.spec.retry_delay * 2 ** (attempt - 1)
@@ -460,10 +346,3 @@ def _instant(text: str | None) -> datetime | None:
         return wire.parse_instant(text)
     except ValueError:
         return None
-
-
-async def _settle_quietly(settle: Callable[[], Any]) -> None:
-    try:
-        await settle()
-    except Exception as exc:
-        log.warning("could not settle a message (it will be redelivered): %s", exc)

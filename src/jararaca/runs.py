@@ -1,0 +1,176 @@
+"""Guarded runs: whether this worker may run a fire or message now, and recording it.
+
+The backend's run record makes a run happen once: a duplicate delivery is acknowledged, a run
+another worker holds (or a catch-up fire waiting for the previous run) is looked at again
+later through the delayed queue, and the lease is renewed while user code runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from jararaca import wire
+from jararaca.backends.base import REMEMBER_DONE, Backend, RunStart, RunStatus
+from jararaca.brokers.base import Delivery
+from jararaca.clock import Clock
+from jararaca.errors import JararacaError
+from jararaca.invoke import LeaseRenewer, call_user_code
+from jararaca.outage import Outage
+
+log = logging.getLogger("jararaca.worker")
+CATCH_UP_RECHECK = timedelta(seconds=1)
+
+
+@dataclass
+class WorkerStats:
+    runs_started: int = 0
+    runs_failed: int = 0
+    skipped_overlap: int = 0
+    duplicates: int = 0
+    rechecks: int = 0
+    messages_handled: int = 0
+    messages_failed: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+
+
+class RunGuard:
+    """One worker's side of the run records: begin, renew while running, finish."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        owner: str,
+        clock: Clock,
+        lease: timedelta,
+        renewer: LeaseRenewer,
+        stats: WorkerStats,
+        outage: Outage,
+    ) -> None:
+        self.backend = backend
+        self.owner = owner
+        self.clock = clock
+        self.lease = lease
+        self.renewer = renewer
+        self.stats = stats
+        self.outage = outage
+
+    async def begin(
+        self,
+        delivery: Delivery,
+        run_key: str,
+        overlap_key: str | None,
+        *,
+        catching_up: bool = False,
+        recheck_routing_key: str | None = None,
+        remember_for: timedelta = REMEMBER_DONE,
+    ) -> RunStart | None:
+        """Ask the backend whether this worker may run ``run_key`` now. Settles the delivery
+        itself and returns None when it may not (a duplicate, an overlap, or another worker
+        holding it)."""
+        now = self.clock.now()
+        start = await self.backend.begin_run(
+            run_key,
+            overlap_key=overlap_key,
+            owner=self.owner,
+            now=now,
+            lease_until=now + self.lease,
+            skip_on_overlap=not catching_up,
+            remember_for=remember_for,
+        )
+        self.outage.recovered()
+        if start.status is RunStatus.STARTED:
+            return start
+        if start.status is RunStatus.DONE:
+            self.stats.duplicates += 1
+            log.debug("%s already ran: duplicate delivery acknowledged", run_key)
+            await delivery.ack()
+        elif start.status is RunStatus.OVERLAP and catching_up:
+            # Missed slots run one after another: wait for the previous run, don't skip.
+            await self.recheck_later(delivery, run_key, now + CATCH_UP_RECHECK, None)
+        elif start.status is RunStatus.OVERLAP:
+            self.stats.skipped_overlap += 1
+            log.warning("skipped %s: the previous run of %s is still running", run_key, overlap_key)
+            await delivery.ack()
+        else:
+            holder_end = (start.busy_until or now + self.lease) + timedelta(seconds=1)
+            await self.recheck_later(delivery, run_key, holder_end, recheck_routing_key)
+        return None
+
+    async def run_owned(
+        self,
+        run_key: str,
+        overlap_key: str | None,
+        call: Callable[[], Awaitable[Any]],
+        timeout: float | None,
+    ) -> BaseException | None:
+        """Run user code while its lease is renewed; return what it raised."""
+        self.renewer.add(run_key, overlap_key)
+        try:
+            return await call_user_code(call, timeout=timeout)
+        except asyncio.CancelledError:
+            # Shutdown ran out of grace: end the lease now so another worker takes the run
+            # over at once instead of after the lease.
+            await settle_quietly(
+                lambda: self.backend.renew_run(
+                    run_key, overlap_key=overlap_key, owner=self.owner, lease_until=self.clock.now()
+                )
+            )
+            raise
+        finally:
+            self.renewer.discard(run_key)
+
+    async def finish(
+        self,
+        delivery: Delivery,
+        run_key: str,
+        overlap_key: str | None,
+        remember_for: timedelta = REMEMBER_DONE,
+    ) -> None:
+        await self.record_done(run_key, overlap_key, remember_for)
+        await delivery.ack()
+
+    async def record_done(
+        self, run_key: str, overlap_key: str | None, remember_for: timedelta = REMEMBER_DONE
+    ) -> None:
+        """Record the run as done. The run already happened, so a backend failure here must
+        not send the message round again: it is only logged (the record guards against
+        duplicates, and its lease runs out by itself)."""
+        try:
+            await self.backend.finish_run(
+                run_key,
+                overlap_key=overlap_key,
+                owner=self.owner,
+                now=self.clock.now(),
+                remember_for=remember_for,
+            )
+        except JararacaError as exc:
+            log.warning("could not record %s as done: %s", run_key, exc)
+
+    async def recheck_later(
+        self, delivery: Delivery, run_key: str, when: datetime, routing_key: str | None
+    ) -> None:
+        """Another worker holds this run's lease (a redelivery while that worker runs it, or
+        that worker died), or a catch-up fire waits for the previous run. Look again at
+        ``when`` through the delayed queue: by then it is done, or its lease expired and
+        this run is taken over."""
+        self.stats.rechecks += 1
+        envelope = delivery.envelope
+        if routing_key is not None:
+            envelope = wire.Envelope(
+                envelope.message_id, routing_key, envelope.body, envelope.headers
+            )
+        await self.backend.enqueue_delayed(envelope, when, task_id=f"recheck:{run_key}")
+        await delivery.ack()
+
+
+async def settle_quietly(settle: Callable[[], Any]) -> None:
+    try:
+        await settle()
+    except Exception as exc:
+        log.warning("could not settle a message (it will be redelivered): %s", exc)
