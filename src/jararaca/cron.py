@@ -18,6 +18,7 @@ and its real-time walk misses slots next to half-hour transitions (Australia/Lor
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections import deque
@@ -121,8 +122,9 @@ class Cron:
         parts = normalized.split()
         self._has_seconds = len(parts) == 6
         self._normalized = _cronsim_text(parts)
-        template = _parse(self._expr, normalized, self._normalized)
-        self._state: dict[str, Any] = dict(vars(template))
+        # Shared, read-only: apps repeat a few expressions over many actions, and parsing
+        # (with its probe) dominated start-up at 100,000 actions.
+        self._state: dict[str, Any] = _parsed_state(self._expr, normalized, self._normalized)
         self._tz = resolve_timezone(tz)
         self._tz_key = _tz_key(self._tz)
         self._fixed_offset = _fixed_offset(self._tz)
@@ -370,6 +372,13 @@ def _token_value(token: str) -> int | None:
     if upper in _MONTH_NAMES:
         return _MONTH_NAMES.index(upper) + 1
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_state(expr: str, normalized: str, cronsim_text: str) -> dict[str, Any]:
+    """cronsim's parsed fields for an expression; never mutated by the callers (``_sim``
+    copies them into each new iterator)."""
+    return dict(vars(_parse(expr, normalized, cronsim_text)))
 
 
 def _parse(expr: str, normalized: str, cronsim_text: str) -> CronSim:

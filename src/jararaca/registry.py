@@ -7,6 +7,7 @@ that every process agrees on the topology.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Iterable, Sequence
@@ -63,7 +64,7 @@ class HandlerDef:
     def topic(self) -> str:
         return self.spec.message_type.topic()
 
-    @property
+    @functools.cached_property
     def retry_routing_key(self) -> str:
         """Retries of a failed message go to this handler only, not to every handler."""
         return f"jararaca.retry.{_word(self.handler_id)}"

@@ -32,6 +32,7 @@ from jararaca.backends.base import (
     RunStatus,
     TimePolicy,
 )
+from jararaca.backends.redis_batch import ScriptBatcher
 from jararaca.backends.redis_keys import Keys, scan_pattern
 from jararaca.clock import epoch_ms, from_epoch_ms
 from jararaca.errors import BackendError, ConfigError, CredentialsError
@@ -85,6 +86,11 @@ class RedisBackend:
         self._connected = False
         self._listeners: set[asyncio.Event] = set()
         self._listener_task: asyncio.Task[None] | None = None
+        # begin/finish of runs handled at the same time share one round trip.
+        self._runs = ScriptBatcher(self._redis, self._failure)
+
+    def _failure(self, doing: str, exc: RedisError) -> BackendError:
+        return BackendError(f"Redis at {redact(self.url)} failed while {doing}: {exc}")
 
     # -- connection -----------------------------------------------------------------------
 
@@ -406,7 +412,7 @@ class RedisBackend:
             round(remember_for.total_seconds() * 1000),
             int(skip_on_overlap),
         ]
-        status, attempt, holder = await self._eval(
+        status, attempt, holder = await self._runs.eval(
             _BEGIN_RUN, self._run_keys(fire_id, overlap_key), args
         )
         busy_until = from_epoch_ms(int(holder)) if holder else None
@@ -428,7 +434,7 @@ class RedisBackend:
         remember_for: timedelta = REMEMBER_DONE,
     ) -> None:
         args = [fire_id, owner, epoch_ms(now), round(remember_for.total_seconds() * 1000)]
-        await self._eval(_FINISH_RUN, self._run_keys(fire_id, overlap_key), args)
+        await self._runs.eval(_FINISH_RUN, self._run_keys(fire_id, overlap_key), args)
 
     async def is_running(self, overlap_key: str, *, now: datetime) -> bool:
         with self._errors("reading an overlap mark"):

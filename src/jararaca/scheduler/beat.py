@@ -77,15 +77,21 @@ class Beat:
         now = self.clock.now()
         last_fires = await self.backend.get_last_fires([a.action_id for a in self.actions])
         catch_up: list[FireClaim] = []
+        # Many actions share a cron and have never fired: plan each distinct case once.
+        planned: dict[tuple[object, ...], tuple[list[datetime], datetime]] = {}
         for index, action in enumerate(self.actions):
             spec = action.spec
-            missed, upcoming = first_fires(
-                spec.cron,
-                last_fire=last_fires.get(action.action_id),
-                now=now,
-                policy=spec.catch_up,
-                window=spec.catch_up_window,
-            )
+            last = last_fires.get(action.action_id)
+            case = (spec.cron, last, spec.catch_up, spec.catch_up_window)
+            if case not in planned:
+                planned[case] = first_fires(
+                    spec.cron,
+                    last_fire=last,
+                    now=now,
+                    policy=spec.catch_up,
+                    window=spec.catch_up_window,
+                )
+            missed, upcoming = planned[case]
             if missed:
                 log.info("%s: catching up %d missed fire(s)", action.action_id, len(missed))
             catch_up.extend(self._claim(action, at, now, catch_up=True) for at in missed)
