@@ -84,14 +84,19 @@ class Cluster:
     def records(self, kind: str) -> list[list[str]]:
         return [r for p in self.processes for r in p.records(kind)]
 
-    def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+    def wait_until(
+        self, condition: Callable[[], bool], timeout: float, what: str | Callable[[], str]
+    ) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
+                described = what() if callable(what) else what
                 tails = "\n".join(
                     f"--- {p.name}\n" + "\n".join(p.lines[-15:]) for p in self.processes
                 )
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{tails}")
+                raise AssertionError(
+                    f"timed out after {timeout} s waiting for {described}\n{tails}"
+                )
             time.sleep(0.1)
 
     def wait_ready(self, process: Process, timeout: float = 30) -> None:

@@ -306,7 +306,9 @@ class Beat:
         """Tick until ``stop`` is set."""
         if not self._started:
             await self.start()
-        outage = Outage("dispatching (Redis or RabbitMQ)", log)
+        # A short cap: every second the beat waits is a second of fires late (or, past a
+        # period, left to the catch-up policy) once the servers are back.
+        outage = Outage("dispatching (Redis or RabbitMQ)", log, cap=2.0)
         while not stop.is_set():
             # Cleared before looking, so an enqueue during the tick still cuts the sleep short.
             self.wakeup.clear()
