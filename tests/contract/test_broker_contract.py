@@ -38,13 +38,13 @@ class Inbox:
     def ids(self) -> list[str]:
         return [d.envelope.message_id for d in self.deliveries]
 
-    async def wait_for(self, count: int) -> None:
+    async def wait_for(self, count: int, timeout: float = WAIT) -> None:
         async def reach() -> None:
             while len(self.deliveries) < count:
                 self.changed.clear()
                 await self.changed.wait()
 
-        await asyncio.wait_for(reach(), WAIT)
+        await asyncio.wait_for(reach(), timeout)
 
 
 ORDERS = QueueSpec("handler.orders", ("orders.created",))

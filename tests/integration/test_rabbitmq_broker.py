@@ -27,6 +27,7 @@ from jararaca.brokers.rabbitmq import RabbitMQBroker, RabbitMQConsumer, RabbitMQ
 from jararaca.brokers.rabbitmq_topology import fallback_message_id, header_text
 from jararaca.errors import BrokerError, CredentialsError
 from jararaca.wire import DEAD_LETTER_REASON, Envelope
+from tests.contract.test_broker_contract import Inbox
 from tests.services import AMQP_URL, require_rabbitmq
 
 pytestmark = pytest.mark.integration
@@ -82,29 +83,6 @@ async def raw() -> AsyncIterator[AbstractRobustConnection]:
     connection = await aio_pika.connect_robust(AMQP_URL)
     yield connection
     await connection.close()
-
-
-class Inbox:
-    def __init__(self, settle: Callable[[Delivery], Awaitable[None]] | None = None) -> None:
-        self.deliveries: list[Delivery] = []
-        self.changed = asyncio.Event()
-        self._settle = settle
-
-    async def __call__(self, delivery: Delivery) -> None:
-        self.deliveries.append(delivery)
-        self.changed.set()
-        if self._settle is None:
-            await delivery.ack()
-        else:
-            await self._settle(delivery)
-
-    async def wait_for(self, count: int, timeout: float = WAIT) -> None:
-        async def reach() -> None:
-            while len(self.deliveries) < count:
-                self.changed.clear()
-                await self.changed.wait()
-
-        await asyncio.wait_for(reach(), timeout)
 
 
 async def hold(delivery: Delivery) -> None:
