@@ -12,7 +12,6 @@ from typing import Any
 
 from jararaca.backends.base import Backend
 from jararaca.clock import Clock
-from jararaca.scheduler.decorators import handler_arity
 
 log = logging.getLogger("jararaca.worker")
 
@@ -100,3 +99,15 @@ class LeaseRenewer:
                     continue
                 if not kept and run_key in self._active:
                     log.warning("%s: lost its lease (another worker may take it over)", run_key)
+
+
+def handler_arity(handler: Callable[..., Any]) -> int:
+    """How many positional arguments an exception handler accepts (1 or 2)."""
+    try:
+        params = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 2
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return 2 if len(positional) >= 2 else 1

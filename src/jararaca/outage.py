@@ -28,10 +28,6 @@ class Outage:
         self._last_warning: float | None = None
         self._announced = False
 
-    @property
-    def ongoing(self) -> bool:
-        return self._since is not None
-
     def failed(self, exc: BaseException) -> float:
         """Record a failure; return how long to wait before the next attempt."""
         now = time.monotonic()

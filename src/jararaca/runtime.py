@@ -10,6 +10,7 @@ import signal
 from collections.abc import Awaitable, Callable
 
 from jararaca.backends.base import Backend
+from jararaca.brokers.base import Broker
 from jararaca.errors import ConfigError, JararacaError
 
 log = logging.getLogger("jararaca")
@@ -99,3 +100,9 @@ async def close_quietly(*closers: Callable[[], Awaitable[None]]) -> None:
             await close()
         except Exception as exc:
             log.debug("closing after a failed start-up: %s", exc)
+
+
+async def connect_services(broker: Broker, backend: Backend, *, timeout: float) -> None:
+    """Connect the broker then the backend, each retried for up to ``timeout`` seconds."""
+    await connect_with_retry(broker.connect, "the broker", timeout=timeout)
+    await connect_with_retry(backend.connect, "the backend", timeout=timeout)

@@ -32,7 +32,7 @@ from jararaca.microservice import Container, Microservice
 from jararaca.outage import Outage
 from jararaca.registry import HandlerDef, action_queues, build_registry
 from jararaca.runs import RunGuard, WorkerStats, settle_quietly
-from jararaca.runtime import close_quietly, connect_with_retry
+from jararaca.runtime import close_quietly, connect_services
 from jararaca.scheduler.decorators import ScheduledRun
 from jararaca.settings import dedupe_seconds, max_message_bytes
 from jararaca.settings import lease_seconds as default_lease_seconds
@@ -103,12 +103,7 @@ class Worker:
 
     async def start(self) -> None:
         if self._owns_connections:
-            await connect_with_retry(
-                self.broker.connect, "the broker", timeout=self.connect_timeout
-            )
-            await connect_with_retry(
-                self.backend.connect, "the backend", timeout=self.connect_timeout
-            )
+            await connect_services(self.broker, self.backend, timeout=self.connect_timeout)
         controllers = {a.controller for a in self.actions} | {h.controller for h in self.handlers}
         for controller in controllers:
             self._container.get(controller)  # build now: a broken provider fails at start-up

@@ -12,7 +12,7 @@ from jararaca.brokers.base import Broker
 from jararaca.clock import Clock, SystemClock
 from jararaca.microservice import Microservice
 from jararaca.registry import action_queues, build_registry
-from jararaca.runtime import close_quietly, connect_with_retry, warn_if_volatile
+from jararaca.runtime import close_quietly, connect_services, warn_if_volatile
 from jararaca.scheduler.beat import Beat
 from jararaca.settings import lease_seconds as default_lease_seconds
 from jararaca.urls import make_backend, make_broker, redact
@@ -59,12 +59,7 @@ class BeatWorker:
 
     async def start(self) -> None:
         if self._owns_connections:
-            await connect_with_retry(
-                self.broker.connect, "the broker", timeout=self.connect_timeout
-            )
-            await connect_with_retry(
-                self.backend.connect, "the backend", timeout=self.connect_timeout
-            )
+            await connect_services(self.broker, self.backend, timeout=self.connect_timeout)
         # Declare every queue of the app, so that what the beat publishes before any worker
         # started waits in its queue instead of being unroutable.
         queues = [h.queue for h in self.registry.handlers] + action_queues(self.registry.actions)

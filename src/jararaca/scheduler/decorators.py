@@ -6,7 +6,6 @@ method shape raises at once, naming the culprit, instead of surfacing in product
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,15 +134,3 @@ def _positive(value: object) -> bool:
 def get_scheduled_action(obj: object) -> ScheduledAction | None:
     spec = getattr(obj, ACTION_ATTR, None)
     return spec if isinstance(spec, ScheduledAction) else None
-
-
-def handler_arity(handler: Callable[..., Any]) -> int:
-    """How many positional arguments an exception handler accepts (1 or 2)."""
-    try:
-        params = inspect.signature(handler).parameters.values()
-    except (TypeError, ValueError):
-        return 1
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return 2
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return 2 if len(positional) >= 2 else 1
