@@ -13,6 +13,7 @@ from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from jararaca.brokers.base import DEFAULT_PREFETCH
 from jararaca.errors import ConfigError
+from jararaca.redaction import redact
 
 if TYPE_CHECKING:
     from jararaca.backends.base import Backend
@@ -22,12 +23,6 @@ DEFAULT_EXCHANGE = "jararaca"
 BROKER_SCHEMES = ("amqp", "amqps", "memory")
 BACKEND_SCHEMES = ("redis", "rediss", "unix", "memory")
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
-
-
-def redact(url: str) -> str:
-    """The URL with its password replaced by ``***``."""
-    # Greedy up to the last "@" before the path: a password may itself hold an "@".
-    return re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", url)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from jararaca.backends.redis_batch import ScriptBatcher
 from jararaca.backends.redis_keys import Keys, scan_pattern
 from jararaca.clock import epoch_ms, from_epoch_ms
 from jararaca.errors import BackendError, ConfigError, CredentialsError
-from jararaca.urls import redact
+from jararaca.redaction import redact
 from jararaca.wire import Envelope
 
 log = logging.getLogger(__name__)

@@ -49,6 +49,8 @@ class Delivery(Protocol):
 
 
 DeliveryCallback = Callable[[Delivery], Awaitable[None]]
+# (connected, reason): see Broker.add_connection_listener.
+ConnectionListener = Callable[[bool, str], None]
 
 # Messages no queue is bound to (an unknown topic, from any publisher) wait here instead of
 # being dropped; workers consume it and dead-letter each one with the reason.
@@ -74,11 +76,17 @@ class Broker(Protocol):
         bindings. Idempotent; broadcast queues are declared by :meth:`consume` instead."""
         ...
 
-    async def publish(self, envelopes: Sequence[Envelope]) -> list[str]:
-        """Publish persistently and wait for the broker's confirms; raises ``BrokerError`` if
-        any publish failed. A message no queue is bound to (an unknown topic) lands in the
-        ``UNROUTED`` queue, never dropped; the ids the broker reported as unroutable are
-        returned (RabbitMQ's alternate exchange routes them without reporting them)."""
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """Publish persistently and return once the broker confirmed every message; raises
+        ``BrokerError`` if any publish failed. A message no queue is bound to (an unknown
+        topic) lands in the ``UNROUTED`` queue, never dropped and never reported here: the
+        workers consuming that queue dead-letter it with the reason."""
+        ...
+
+    def add_connection_listener(self, listener: ConnectionListener) -> None:
+        """Call ``listener(False, reason)`` once when the connection to the broker is lost and
+        ``listener(True, "")`` once when it is back, so that a process can say so in its log.
+        Brokers that cannot lose their connection (memory) never call it."""
         ...
 
     async def dead_letter(self, envelope: Envelope, reason: str) -> None:

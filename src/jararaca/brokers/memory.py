@@ -14,7 +14,13 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from jararaca.brokers.base import DEFAULT_PREFETCH, UNROUTED, DeliveryCallback, QueueSpec
+from jararaca.brokers.base import (
+    DEFAULT_PREFETCH,
+    UNROUTED,
+    ConnectionListener,
+    DeliveryCallback,
+    QueueSpec,
+)
 from jararaca.brokers.topic import topic_matches
 from jararaca.errors import BrokerError
 from jararaca.wire import DEAD_LETTER_REASON, Envelope
@@ -175,17 +181,15 @@ class MemoryBroker:
                     dict.fromkeys(existing.routing_keys + spec.routing_keys)
                 )
 
-    async def publish(self, envelopes: Sequence[Envelope]) -> list[str]:
-        unroutable: list[str] = []
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
         for envelope in envelopes:
-            targets = self._exchange.route(envelope.routing_key)
-            if not targets:
-                # Like RabbitMQ's alternate exchange: nothing is dropped.
-                unroutable.append(envelope.message_id)
-                targets = [self._unrouted()]
+            # Like RabbitMQ's alternate exchange: what no queue is bound to is kept, unrouted.
+            targets = self._exchange.route(envelope.routing_key) or [self._unrouted()]
             for queue in targets:
                 queue.put(envelope)
-        return unroutable
+
+    def add_connection_listener(self, listener: ConnectionListener) -> None:
+        del listener  # an in-process exchange is never disconnected
 
     def _unrouted(self) -> _Queue:
         queues = self._exchange.queues

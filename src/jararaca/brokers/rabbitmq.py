@@ -42,7 +42,7 @@ from jararaca.brokers.rabbitmq_topology import (
 )
 from jararaca.clock import Clock, SystemClock
 from jararaca.errors import BrokerError, CredentialsError
-from jararaca.urls import redact
+from jararaca.redaction import redact
 from jararaca.wire import Envelope
 
 log = logging.getLogger(__name__)
