@@ -4,6 +4,14 @@ Cron-decorated actions on controller classes and messages delivered later, run e
 process or distributed over Redis and RabbitMQ.
 """
 
+from jararaca.client import connect
+from jararaca.declarations import (
+    MessageBusController,
+    MessageContext,
+    MessageHandler,
+    ScheduledAction,
+    ScheduledRun,
+)
 from jararaca.errors import (
     BackendError,
     BrokerError,
@@ -12,12 +20,10 @@ from jararaca.errors import (
     JararacaError,
     PublisherNotBoundError,
 )
-from jararaca.messagebus.decorators import MessageBusController, MessageHandler
-from jararaca.messagebus.message import Message, MessageContext
-from jararaca.messagebus.publisher import Publisher, connect, use_publisher
+from jararaca.messagebus.message import Message
+from jararaca.messagebus.publisher import Publisher, use_publisher
 from jararaca.microservice import Microservice, ProviderSpec
 from jararaca.scheduler.beat_worker import BeatWorker, SchedulerV2
-from jararaca.scheduler.decorators import ScheduledAction, ScheduledRun
 from jararaca.scheduler.scheduler import Scheduler
 from jararaca.worker import Worker
 

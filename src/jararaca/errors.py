@@ -29,7 +29,3 @@ class BackendError(JararacaError):
 
 class BrokerError(JararacaError):
     """The message broker (RabbitMQ or memory) failed, refused or could not route a message."""
-
-
-class UnroutableMessageError(BrokerError):
-    """The broker accepted a message but no queue was bound to its routing key."""

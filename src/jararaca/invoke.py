@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
-from jararaca.backends.base import Backend
+from jararaca.backends.base import RunLeases
 from jararaca.clock import Clock
 
 log = logging.getLogger("jararaca.worker")
@@ -56,7 +56,7 @@ class LeaseRenewer:
     One loop (not a task per run) keeps the per-message cost flat; it sleeps on the injected
     clock, so the fake clock of ``TestScheduler`` drives renewals too."""
 
-    def __init__(self, backend: Backend, owner: str, clock: Clock, lease: timedelta) -> None:
+    def __init__(self, backend: RunLeases, owner: str, clock: Clock, lease: timedelta) -> None:
         self.backend = backend
         self.owner = owner
         self.clock = clock

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from jararaca.brokers.base import QueueSpec
+from jararaca.declarations.actions import ScheduledAction, get_scheduled_action
+from jararaca.declarations.handlers import MessageHandler, get_message_handler
 from jararaca.errors import ConfigError
-from jararaca.messagebus.decorators import MessageHandler, get_message_handler
 from jararaca.microservice import Microservice
-from jararaca.scheduler.decorators import ScheduledAction, get_scheduled_action
 
 DEFAULT_GROUP = "default"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -108,9 +108,6 @@ class Registry:
         self, names: Iterable[str] | None = None, groups: Iterable[str] | None = None
     ) -> list[HandlerDef]:
         return _select(self.handlers, "handler", names, groups)
-
-    def action(self, action_id: str) -> ActionDef | None:
-        return next((a for a in self.actions if a.action_id == action_id), None)
 
 
 def _select(

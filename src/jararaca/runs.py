@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jararaca import wire
-from jararaca.backends.base import REMEMBER_DONE, Backend, RunStart, RunStatus
+from jararaca.backends.base import REMEMBER_DONE, RunStart, RunStatus, WorkerStore
 from jararaca.brokers.base import Delivery
 from jararaca.clock import Clock
 from jararaca.errors import JararacaError
@@ -44,7 +44,7 @@ class RunGuard:
 
     def __init__(
         self,
-        backend: Backend,
+        backend: WorkerStore,
         owner: str,
         clock: Clock,
         lease: timedelta,
@@ -59,6 +59,7 @@ class RunGuard:
         self.renewer = renewer
         self.stats = stats
         self.outage = outage
+        self.in_user_code = 0  # runs now inside user code (the rest is the worker's own work)
 
     async def begin(
         self,
@@ -111,18 +112,20 @@ class RunGuard:
     ) -> BaseException | None:
         """Run user code while its lease is renewed; return what it raised."""
         self.renewer.add(run_key, overlap_key)
+        self.in_user_code += 1
         try:
             return await call_user_code(call, timeout=timeout)
         except asyncio.CancelledError:
-            # Shutdown ran out of grace: end the lease now so another worker takes the run
-            # over at once instead of after the lease.
+            # Shutdown ran out of grace (or a second signal came): release the lease now so
+            # another worker takes the run over at once instead of after the lease.
             await settle_quietly(
-                lambda: self.backend.renew_run(
-                    run_key, overlap_key=overlap_key, owner=self.owner, lease_until=self.clock.now()
+                lambda: self.backend.release_run(
+                    run_key, overlap_key=overlap_key, owner=self.owner, now=self.clock.now()
                 )
             )
             raise
         finally:
+            self.in_user_code -= 1
             self.renewer.discard(run_key)
 
     async def finish(

@@ -15,13 +15,20 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
+from jararaca.backends.memory import MemoryBackend
+from jararaca.brokers.memory import MemoryBroker
 from jararaca.clock import to_utc
+from jararaca.declarations import ScheduledRun
 from jararaca.messagebus.publisher import Publisher, bind_publisher
 from jararaca.microservice import Microservice
-from jararaca.scheduler.decorators import ScheduledRun
 from jararaca.scheduler.scheduler import Scheduler
 
-SETTLE_ROUNDS = 200
+# Loop turns a delivery may take from the broker to the worker (each a handful): far more
+# than any real case, so that a harness that cannot settle says so instead of hanging.
+SETTLE_TURNS = 100_000
+# Turns with nothing changing before the worker counts as quiet: user code that was just
+# unblocked runs to its next await or its end within one or two turns.
+QUIET_TURNS = 3
 MAX_STEPS = 1_000_000
 
 
@@ -87,15 +94,16 @@ class TestScheduler:
         a restarted process would with Redis (e.g. to test catch-up after downtime)."""
         self.clock = FakeClock(start)
         store = store or f"test-{uuid.uuid4().hex}"
+        self._broker = MemoryBroker(store)
         self.scheduler = Scheduler(
             app,
             interval,
-            backend_url=f"memory://{store}",
-            broker_url=f"memory://{store}",
             scheduled_action_names=actions,
             clock=self.clock,
             # Leaving the block cancels runs still in progress at once.
             graceful_shutdown_seconds=0,
+            backend=MemoryBackend(store, namespace=self._broker.namespace),
+            broker=self._broker,
         )
         self.runs: list[ScheduledRun] = []
         self.scheduler.worker.run_listeners.append(self.runs.append)
@@ -121,6 +129,7 @@ class TestScheduler:
         if self._binding is not None:
             self._binding.close()
         await self.scheduler.stop()
+        await self._broker.close()  # handed to the scheduler, so closed here
 
     async def advance(self, delta: timedelta) -> None:
         await self.advance_to(self.clock.now() + delta)
@@ -146,11 +155,21 @@ class TestScheduler:
         await self._settle()
 
     async def _settle(self) -> None:
-        """Let deliveries and runs proceed until nothing moves any more."""
+        """Wait until the worker is quiet: every published message was handed to it, every
+        delivery it took is finished or inside user code, and a few loop turns went by without
+        any of that changing (a run that just became able to go on gets to go on). Raises,
+        rather than returning early, when that never happens."""
         worker = self.scheduler.worker
-        quiet = 0
-        for _ in range(SETTLE_ROUNDS):
+        quiet, last = 0, None
+        for _ in range(SETTLE_TURNS):
             await asyncio.sleep(0)
-            quiet = quiet + 1 if worker.busy == 0 else 0
-            if quiet >= 5:
+            progress = worker.progress
+            settled = self._broker.undelivered() == 0 and worker.only_user_code_runs
+            quiet = quiet + 1 if settled and progress == last else 0
+            last = progress
+            if quiet >= QUIET_TURNS:
                 return
+        raise RuntimeError(
+            "TestScheduler could not settle: deliveries keep arriving without end "
+            "(a handler that publishes to itself?)"
+        )

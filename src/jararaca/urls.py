@@ -1,23 +1,18 @@
-"""Parse broker and backend URLs and build the matching implementation.
+"""Parse and validate broker and backend URLs (pure: no driver, no I/O).
 
-Drivers are imported only here, lazily, by scheme: the embedded mode never imports redis or
-aio-pika. URLs are never logged with their password: use :func:`redact`.
+:mod:`jararaca.engines` builds the matching implementation. URLs are never logged with their
+password: use :func:`jararaca.redaction.redact`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from jararaca.brokers.base import DEFAULT_PREFETCH
 from jararaca.errors import ConfigError
 from jararaca.redaction import redact
-
-if TYPE_CHECKING:
-    from jararaca.backends.base import Backend
-    from jararaca.brokers.base import Broker
 
 DEFAULT_EXCHANGE = "jararaca"
 BROKER_SCHEMES = ("amqp", "amqps", "memory")
@@ -76,23 +71,6 @@ def memory_name(url: str) -> str:
     return (parts.netloc + parts.path).strip("/")
 
 
-def make_broker(url: str) -> Broker:
-    config = parse_broker_url(url)
-    if config.scheme == "memory":
-        from jararaca.brokers.memory import MemoryBroker
-
-        return MemoryBroker(memory_name(url), namespace=config.exchange, prefetch=config.prefetch)
-    from jararaca.brokers.rabbitmq import RabbitMQBroker
-
-    return RabbitMQBroker(url, namespace=config.exchange, prefetch=config.prefetch)
-
-
-def make_backend(url: str, *, namespace: str) -> Backend:
-    parts = _split(url, BACKEND_SCHEMES, "backend", "redis://127.0.0.1:6379/0")
-    if parts.scheme == "memory":
-        from jararaca.backends.memory import MemoryBackend
-
-        return MemoryBackend(memory_name(url), namespace=namespace)
-    from jararaca.backends.redis import RedisBackend
-
-    return RedisBackend(url, namespace=namespace)
+def parse_backend_url(url: str) -> SplitResult:
+    """The parts of a backend URL whose scheme and port are valid."""
+    return _split(url, BACKEND_SCHEMES, "backend", "redis://127.0.0.1:6379/0")

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
+from typing import Any
 
 KIND = "x-jararaca-kind"
 ACTION = "x-jararaca-action"
@@ -22,10 +22,7 @@ DUE_AT = "x-jararaca-due-at"
 PUBLISHED_AT = "x-jararaca-published-at"
 ATTEMPT = "x-jararaca-attempt"
 CATCH_UP = "x-jararaca-catch-up"  # "1" on fires run late after downtime
-INFLIGHT = "x-jararaca-inflight"  # set by the backend on claimed delayed entries
 DEAD_LETTER_REASON = "x-jararaca-dead-letter-reason"
-
-Kind = Literal["action", "message"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,20 +35,11 @@ class Envelope:
     headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
-    def kind(self) -> str:
-        return self.headers.get(KIND, "message")
-
-    @property
     def attempt(self) -> int:
         try:
             return max(1, int(self.headers.get(ATTEMPT, "1")))
         except ValueError:
             return 1
-
-    @property
-    def inflight_id(self) -> str:
-        """The key of this envelope's in-flight entry: what ``ack_inflight`` takes."""
-        return self.headers.get(INFLIGHT, self.message_id)
 
     def with_headers(self, **updates: str) -> Envelope:
         """A copy with some headers replaced (keys use ``_`` for ``-``, without the prefix)."""
@@ -74,7 +62,11 @@ class Envelope:
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Envelope:
-        data = json.loads(raw)
+        return cls.from_dict(json.loads(raw))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Envelope:
+        """The inverse of :meth:`to_json` once parsed (backends nest envelopes in entries)."""
         return cls(
             message_id=data["id"],
             routing_key=data["rk"],

@@ -15,6 +15,7 @@ import os
 import random
 import socket
 from collections.abc import Callable, Iterable
+from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -24,19 +25,18 @@ from jararaca import wire
 from jararaca.backends.base import Backend
 from jararaca.brokers.base import UNROUTED, Broker, Consumer, Delivery
 from jararaca.clock import Clock, SystemClock
+from jararaca.declarations import MessageContext, ScheduledRun
+from jararaca.engines import Engines
 from jararaca.errors import JararacaError
 from jararaca.invoke import LeaseRenewer, call_exception_handler
-from jararaca.messagebus.message import MessageContext
+from jararaca.lifecycle import Service, wait_or_hurry
 from jararaca.messagebus.publisher import Publisher, bind_publisher
 from jararaca.microservice import Container, Microservice
 from jararaca.outage import Outage
 from jararaca.registry import HandlerDef, action_queues, build_registry
 from jararaca.runs import RunGuard, WorkerStats, settle_quietly
-from jararaca.runtime import close_quietly, connect_services
-from jararaca.scheduler.decorators import ScheduledRun
 from jararaca.settings import dedupe_seconds, max_message_bytes
 from jararaca.settings import lease_seconds as default_lease_seconds
-from jararaca.urls import make_backend, make_broker
 
 log = logging.getLogger("jararaca.worker")
 
@@ -45,7 +45,7 @@ def owner_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{random.getrandbits(32):08x}"
 
 
-class Worker:
+class Worker(Service):
     """Runs an app's scheduled actions and message handlers delivered by the broker."""
 
     def __init__(
@@ -57,7 +57,6 @@ class Worker:
         groups: Iterable[str] | None = None,
         *,
         action_names: Iterable[str] | None = None,
-        run_actions: bool = True,
         clock: Clock | None = None,
         lease_seconds: float | None = None,
         graceful_shutdown_seconds: float = 20.0,
@@ -65,17 +64,17 @@ class Worker:
         backend: Backend | None = None,
         broker: Broker | None = None,
     ) -> None:
+        super().__init__(graceful_shutdown_seconds=graceful_shutdown_seconds)
         registry = build_registry(app)
-        self.app = app
         groups = list(groups) if groups is not None else None
         self.handlers = registry.select_handlers(handler_names, groups)
-        self.actions = registry.select_actions(action_names, groups) if run_actions else []
+        self.actions = registry.select_actions(action_names, groups)
         self._actions_by_id = {a.action_id: a for a in self.actions}
-        self.broker = broker or make_broker(broker_url)
-        self.backend = backend or make_backend(backend_url, namespace=self.broker.namespace)
+        self.engines = Engines.build(broker_url, backend_url, broker=broker, backend=backend)
+        self.broker: Broker = self.engines.broker
+        self.backend: Backend = self.engines.backend
         self.clock = clock or SystemClock()
         self.lease = timedelta(seconds=lease_seconds or default_lease_seconds())
-        self.grace = graceful_shutdown_seconds
         self.max_message_bytes = max_message_bytes()
         self.dedupe = timedelta(seconds=dedupe_seconds())
         self.connect_timeout = connect_timeout
@@ -86,9 +85,12 @@ class Worker:
         self._container = Container(app.providers)
         self._consumers: list[Consumer] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._owns_connections = backend is None and broker is None
+        self._deliveries = 0
         self._renewer = LeaseRenewer(self.backend, self.owner, self.clock, self.lease)
         self._outage = Outage("the worker's backend or broker", log)
+        # Said once when the broker connection drops and once when it is back: the worker
+        # sees no error meanwhile (its consumers just receive nothing).
+        self._broker_outage = Outage("the worker's connection to the broker", log)
         self._runs = RunGuard(
             self.backend,
             self.owner,
@@ -101,15 +103,17 @@ class Worker:
 
     # -- life cycle -----------------------------------------------------------------------
 
-    async def start(self) -> None:
-        if self._owns_connections:
-            await connect_services(self.broker, self.backend, timeout=self.connect_timeout)
+    async def _open(self, stack: AsyncExitStack) -> None:
+        self.broker.add_connection_listener(self._on_broker_connection)
+        await self.engines.open(stack, timeout=self.connect_timeout)
         controllers = {a.controller for a in self.actions} | {h.controller for h in self.handlers}
         for controller in controllers:
             self._container.get(controller)  # build now: a broken provider fails at start-up
         self._renewer.start()
+        stack.push_async_callback(self._renewer.stop)
         queues = [h.queue for h in self.handlers] + action_queues(self.actions)
         await self.broker.declare([q for q in queues if not q.broadcast])
+        stack.push_async_callback(self._cancel_consumers)
         for handler in self.handlers:
             self._consumers.append(
                 await self.broker.consume(handler.queue, partial(self._on_delivery, handler))
@@ -126,26 +130,31 @@ class Worker:
             len(action_queues(self.actions)),
         )
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Stop intake, let in-flight runs finish for ``grace`` seconds, then cancel them
-        (their messages go back to the queue)."""
-        for consumer in self._consumers:
-            await consumer.cancel()
-        self._consumers.clear()
+    async def drain(self, grace: float) -> None:
+        """Stop intake, let in-flight runs finish for ``grace`` seconds, then cancel them: their
+        leases are released and their messages go back to the queue, for another worker now."""
+        await self._cancel_consumers()
         pending = set(self._tasks)
-        if pending:
-            log.info(
-                "waiting up to %.0f s for %d run(s) to finish", grace or self.grace, len(pending)
-            )
-            _, still = await asyncio.wait(pending, timeout=self.grace if grace is None else grace)
-            for task in still:
-                task.cancel()
-            if still:
-                await asyncio.wait(still)
-        await self._renewer.stop()
-        if self._owns_connections:
-            await self.backend.close()
-            await self.broker.close()
+        if not pending:
+            return
+        log.info("waiting up to %.0f s for %d run(s) to finish", grace, len(pending))
+        await wait_or_hurry(self._hurry, pending, grace)
+        still = {task for task in pending if not task.done()}
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.wait(still)
+
+    async def _cancel_consumers(self) -> None:
+        consumers, self._consumers = self._consumers, []
+        for consumer in consumers:
+            await consumer.cancel()
+
+    def _on_broker_connection(self, connected: bool, reason: str) -> None:
+        if connected:
+            self._broker_outage.recovered()
+        else:
+            self._broker_outage.failed(ConnectionError(reason or "connection lost"))
 
     async def idle(self) -> None:
         """Wait until no delivery is being processed (for tests and the embedded harness)."""
@@ -156,24 +165,18 @@ class Worker:
     def busy(self) -> int:
         return len(self._tasks)
 
-    async def serve(self, stop: asyncio.Event) -> None:
-        try:
-            await self.start()
-        except BaseException:
-            await self._renewer.stop()
-            if self._owns_connections:
-                await close_quietly(self.backend.close, self.broker.close)
-            raise
-        try:
-            await stop.wait()
-        finally:
-            await self.stop()
+    @property
+    def progress(self) -> tuple[int, int, int]:
+        """Changes whenever a delivery arrives, a run enters or leaves user code, or a
+        delivery's processing ends: the embedded harness watches it to know the worker is
+        quiet."""
+        return (self._deliveries, self._runs.in_user_code, len(self._tasks))
 
-    def run(self) -> None:
-        """Run until SIGINT/SIGTERM (blocking, with its own event loop)."""
-        from jararaca.runtime import run_service
-
-        run_service(self.serve, grace=self.grace)
+    @property
+    def only_user_code_runs(self) -> bool:
+        """Whether every delivery in process is inside user code (nothing of the worker's own
+        is left to do until user code returns)."""
+        return len(self._tasks) == self._runs.in_user_code
 
     # -- deliveries -----------------------------------------------------------------------
 
@@ -183,6 +186,7 @@ class Worker:
         await settle_quietly(lambda: self._dead_letter(delivery, reason))
 
     async def _on_delivery(self, handler: HandlerDef | None, delivery: Delivery) -> None:
+        self._deliveries += 1
         task = asyncio.create_task(self._process(handler, delivery))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

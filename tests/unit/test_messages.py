@@ -200,7 +200,7 @@ async def test_bad_delay_arguments_are_refused_naming_the_value(
 
 
 def test_the_body_on_the_wire_is_exactly_the_model_json() -> None:
-    from jararaca.messagebus.message import message_envelope
+    from jararaca.messagebus.publisher import message_envelope
 
     envelope = message_envelope(Ping(n=3, text="é"), now=T0)
     assert envelope.body == Ping(n=3, text="é").model_dump_json().encode()

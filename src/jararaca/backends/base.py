@@ -1,22 +1,24 @@
-"""The state backend protocol shared by the memory and Redis implementations.
+"""The state backend protocols, one per role, implemented by the memory and Redis backends.
 
 Every method is one atomic state change. Time is always passed in (``now``, ``lease_until``)
-so implementations never read the clock and tests control time.
+so implementations never read the clock and tests control time. The roles:
 
-Three kinds of state live here:
+* :class:`FireStore`, **schedule state**: the last dispatched instant of each action and the
+  fire claims that make each (action, instant) dispatch once across any number of beats;
+* :class:`InFlight`: envelopes a beat has claimed (cron fires and due delayed messages) but
+  whose publish the broker has not confirmed yet. Each has a lease; an entry whose lease
+  expired (its beat died) is reclaimed by another beat and published again. Entries are keyed
+  by :attr:`Claimed.inflight_id` and removed only by ``ack_inflight`` after the broker
+  confirmed;
+* :class:`DelayedQueue`: pending envelopes keyed by task id (the idempotency key, or the
+  message id), ordered by due instant, with the seed's payload and time policies;
+* :class:`RunLeases`: a record per fire (or handled message) started by a worker, its lease
+  renewed while it runs, and a running mark per action for ``allow_overlap=False``;
+* :class:`Admin`: what only operators and tests ask (counts, liveness, wiping a namespace),
+  kept out of the hot-path protocols.
 
-* **schedule state**: the last dispatched instant of each action and the fire claims that make
-  each (action, instant) dispatch once across any number of beats;
-* **in flight**: envelopes a beat has claimed (cron fires and due delayed messages) but whose
-  publish the broker has not confirmed yet. Each has a lease; an entry whose lease expired
-  (its beat died) is reclaimed by another beat and published again. Entries are keyed by
-  ``Envelope.inflight_id`` (a fire's id; for a delayed entry its task id and message id, which
-  ``claim_due`` writes into the ``x-jararaca-inflight`` header) and removed only by
-  :meth:`Backend.ack_inflight` after the broker confirmed;
-* **runs**: a record per fire started by a worker (lease renewed while it runs) and a running
-  mark per action for ``allow_overlap=False``;
-* **the delayed queue**: pending envelopes keyed by task id (the idempotency key, or the message
-  id), ordered by due instant, with the seed's payload and time policies.
+Storage never shapes the wire: backends store and return envelopes and instants, and the beat
+stamps the headers (``x-jararaca-due-at``, ``x-jararaca-dispatched-at``).
 """
 
 from __future__ import annotations
@@ -26,16 +28,13 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol, get_args
+from typing import Protocol
 
+from jararaca.policies import PayloadPolicy, TimePolicy
 from jararaca.wire import Envelope
 
-PayloadPolicy = Literal["ignore", "replace"]
-TimePolicy = Literal["replace", "greater", "lesser"]
-PAYLOAD_POLICIES: tuple[str, ...] = get_args(PayloadPolicy)
 # How long a finished run is remembered, so that a late duplicate of it is not run again.
 REMEMBER_DONE = timedelta(days=1)
-TIME_POLICIES: tuple[str, ...] = get_args(TimePolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +45,19 @@ class FireClaim:
     action_id: str
     scheduled_at: datetime
     envelope: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An envelope a beat now holds in flight: publish it, then ``ack_inflight(inflight_id)``.
+
+    ``due_at`` is the instant a delayed entry was due when claimed (a time policy may have
+    moved it after the envelope was built); None for cron fires, whose envelope carries its
+    scheduled instant."""
+
+    inflight_id: str
+    envelope: Envelope
+    due_at: datetime | None = None
 
 
 class RunStatus(enum.Enum):
@@ -64,15 +76,20 @@ class RunStart:
 
 @dataclass(frozen=True, slots=True)
 class BackendInfo:
-    """What the backend can say about its own durability, for start-up warnings."""
+    """What a backend says about itself, for start-up warnings and ``status``.
 
+    ``in_process`` backends (memory) live and die with the process: there is no server whose
+    settings could put data at risk, so the durability warnings do not apply to them."""
+
+    kind: str
+    in_process: bool = False
     evicts_keys: bool = False
     persists: bool = True
     detail: str = ""
 
 
-class Backend(Protocol):
-    """Atomic state operations used by beats, workers and publishers."""
+class Connection(Protocol):
+    """Opening and closing the backend, and what it is."""
 
     namespace: str
 
@@ -82,13 +99,9 @@ class Backend(Protocol):
 
     async def info(self) -> BackendInfo: ...
 
-    def add_wakeup_listener(self, event: asyncio.Event) -> None:
-        """Set ``event`` whenever an enqueue makes the queue's head sooner (in any process)."""
-        ...
 
-    def remove_wakeup_listener(self, event: asyncio.Event) -> None: ...
-
-    # -- schedule state -------------------------------------------------------------------
+class FireStore(Protocol):
+    """Schedule state: which fires were dispatched, each exactly once across beats."""
 
     async def get_last_fires(self, action_ids: Sequence[str]) -> dict[str, datetime]:
         """The last dispatched instant of each action that has one."""
@@ -99,23 +112,28 @@ class Backend(Protocol):
     ) -> list[bool]:
         """For each claim, atomically: if this fire was never claimed, remember it (for at least
         an hour), raise the action's last fire to ``scheduled_at`` (never lower it), put the
-        envelope in flight until ``lease_until`` and answer True; otherwise answer False."""
+        envelope in flight (keyed by the fire id) until ``lease_until`` and answer True;
+        otherwise answer False."""
         ...
 
-    # -- in flight ------------------------------------------------------------------------
+
+class InFlight(Protocol):
+    """Claimed envelopes not yet confirmed by the broker, each under a lease."""
 
     async def ack_inflight(self, inflight_ids: Sequence[str]) -> None:
-        """Forget in-flight entries (by ``Envelope.inflight_id``) the broker confirmed."""
+        """Forget in-flight entries (by :attr:`Claimed.inflight_id`) the broker confirmed."""
         ...
 
     async def reclaim_inflight(
         self, *, now: datetime, lease_until: datetime, limit: int
-    ) -> list[Envelope]:
+    ) -> list[Claimed]:
         """Take up to ``limit`` in-flight entries whose lease ended before ``now``, extend their
         lease to ``lease_until`` and return them to be published again."""
         ...
 
-    # -- delayed queue --------------------------------------------------------------------
+
+class DelayedQueue(Protocol):
+    """Messages waiting for their due instant."""
 
     async def enqueue_delayed(
         self,
@@ -130,33 +148,36 @@ class Backend(Protocol):
         it. Otherwise ``payload_policy`` ``ignore`` keeps the pending envelope and ``replace``
         stores the new one; ``time_policy`` ``replace`` sets ``due``, ``greater`` sets it only
         if later than the pending due, ``lesser`` only if earlier. Wakes listeners when the
-        queue's head became sooner."""
+        queue's head became sooner. The policies are valid (checked by the publisher)."""
         ...
 
     async def enqueue_delayed_many(self, entries: Sequence[tuple[Envelope, datetime]]) -> None:
         """Add many entries without idempotency keys (task id = message id), in one round trip."""
         ...
 
-    async def claim_due(
-        self, *, now: datetime, lease_until: datetime, limit: int
-    ) -> list[Envelope]:
+    async def claim_due(self, *, now: datetime, lease_until: datetime, limit: int) -> list[Claimed]:
         """Move up to ``limit`` pending entries due at or before ``now`` (earliest first; entries
-        due at the same instant in no particular order) into
-        flight until ``lease_until`` and return their envelopes, each with its
-        ``x-jararaca-due-at`` header set to the due instant the entry had (a time policy may
-        have moved it after the envelope was built)."""
+        due at the same instant in no particular order) into flight until ``lease_until`` and
+        return them with the due instant each had. In flight they are keyed by task id and
+        message id: retries of one message for several handlers (one task each) share the
+        message id, and a key reused while its previous message is in flight shares the task
+        id."""
         ...
 
     async def next_due(self) -> datetime | None:
-        """The earliest instant at which :meth:`claim_due` or :meth:`reclaim_inflight` will
-        have something: the earliest pending due or in-flight lease end; None when empty."""
+        """The earliest instant at which :meth:`claim_due` or ``reclaim_inflight`` will have
+        something: the earliest pending due or in-flight lease end; None when empty."""
         ...
 
-    async def pending_count(self) -> int:
-        """How many entries wait in the delayed queue (not counting in-flight ones)."""
+    def add_wakeup_listener(self, event: asyncio.Event) -> None:
+        """Set ``event`` whenever an enqueue makes the queue's head sooner (in any process)."""
         ...
 
-    # -- runs -----------------------------------------------------------------------------
+    def remove_wakeup_listener(self, event: asyncio.Event) -> None: ...
+
+
+class RunLeases(Protocol):
+    """Run records: each fire or message run once, leased while it runs."""
 
     async def begin_run(
         self,
@@ -189,6 +210,13 @@ class Backend(Protocol):
         """Extend the run's (and overlap key's) lease if ``owner`` still holds it."""
         ...
 
+    async def release_run(
+        self, fire_id: str, *, overlap_key: str | None, owner: str, now: datetime
+    ) -> None:
+        """End ``owner``'s lease on the run now, without recording it done: the run was
+        cancelled (shutdown) and another worker may take it over at once, as attempt + 1."""
+        ...
+
     async def finish_run(
         self,
         fire_id: str,
@@ -203,6 +231,30 @@ class Backend(Protocol):
         lease on it, its record is left alone."""
         ...
 
+
+class Admin(Protocol):
+    """What only operators and tests ask; never on a hot path."""
+
+    async def pending_count(self) -> int:
+        """How many entries wait in the delayed queue (not counting in-flight ones)."""
+        ...
+
     async def is_running(self, overlap_key: str, *, now: datetime) -> bool:
         """Whether a live lease holds ``overlap_key``."""
         ...
+
+    async def delete_namespace(self) -> None:
+        """Forget everything this namespace holds (tests and decommissioning)."""
+        ...
+
+
+class BeatStore(FireStore, InFlight, DelayedQueue, Protocol):
+    """What a beat uses."""
+
+
+class WorkerStore(RunLeases, DelayedQueue, Protocol):
+    """What a worker uses (the delayed queue for retries and rechecks)."""
+
+
+class Backend(Connection, FireStore, InFlight, DelayedQueue, RunLeases, Admin, Protocol):
+    """Everything a backend implements (memory, Redis)."""

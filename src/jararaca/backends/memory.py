@@ -17,14 +17,14 @@ from datetime import datetime, timedelta
 from jararaca.backends.base import (
     REMEMBER_DONE,
     BackendInfo,
+    Claimed,
     FireClaim,
-    PayloadPolicy,
     RunStart,
     RunStatus,
-    TimePolicy,
 )
 from jararaca.clock import epoch_ms, from_epoch_ms
-from jararaca.wire import Envelope, format_instant
+from jararaca.policies import PayloadPolicy, TimePolicy
+from jararaca.wire import Envelope
 
 FIRE_CLAIM_TTL_MS = 3_600_000
 
@@ -48,7 +48,7 @@ class _Run:
 class _Store:
     last_fires: dict[str, int] = field(default_factory=dict)
     fire_claims: dict[str, int] = field(default_factory=dict)  # fire id -> expiry ms
-    inflight: dict[str, tuple[int, Envelope]] = field(default_factory=dict)
+    inflight: dict[str, tuple[int, Claimed]] = field(default_factory=dict)
     inflight_heap: list[tuple[int, str]] = field(default_factory=list)
     pending: dict[str, _Pending] = field(default_factory=dict)
     pending_heap: list[tuple[int, int, str]] = field(default_factory=list)
@@ -79,7 +79,8 @@ class MemoryBackend:
     def __init__(self, name: str = "", *, namespace: str = "jararaca") -> None:
         self.name = name
         self.namespace = namespace
-        self._s = _store_for(f"{name}\x00{namespace}")
+        self._key = f"{name}\x00{namespace}"
+        self._s = _store_for(self._key)
 
     async def connect(self) -> None:
         return None
@@ -88,7 +89,11 @@ class MemoryBackend:
         return None
 
     async def info(self) -> BackendInfo:
-        return BackendInfo(evicts_keys=False, persists=False, detail="in-process memory")
+        return BackendInfo(kind="memory", in_process=True, persists=False, detail="in-process")
+
+    async def delete_namespace(self) -> None:
+        _STORES.pop(self._key, None)
+        self._s = _store_for(self._key)
 
     def add_wakeup_listener(self, event: asyncio.Event) -> None:
         self._s.listeners.add(event)
@@ -119,15 +124,15 @@ class MemoryBackend:
             at = epoch_ms(claim.scheduled_at)
             if s.last_fires.get(claim.action_id, at - 1) < at:
                 s.last_fires[claim.action_id] = at
-            self._put_inflight(claim.envelope, lease_ms)
+            self._put_inflight(Claimed(claim.fire_id, claim.envelope), lease_ms)
             answers.append(True)
         return answers
 
     # -- in flight ------------------------------------------------------------------------
 
-    def _put_inflight(self, envelope: Envelope, lease_ms: int) -> None:
-        key = envelope.inflight_id
-        self._s.inflight[key] = (lease_ms, envelope)
+    def _put_inflight(self, claimed: Claimed, lease_ms: int) -> None:
+        key = claimed.inflight_id
+        self._s.inflight[key] = (lease_ms, claimed)
         heapq.heappush(self._s.inflight_heap, (lease_ms, key))
 
     async def ack_inflight(self, inflight_ids: Sequence[str]) -> None:
@@ -146,17 +151,17 @@ class MemoryBackend:
 
     async def reclaim_inflight(
         self, *, now: datetime, lease_until: datetime, limit: int
-    ) -> list[Envelope]:
+    ) -> list[Claimed]:
         now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
-        taken: list[Envelope] = []
+        taken: list[Claimed] = []
         while len(taken) < limit:
             head = self._inflight_head()
             if head is None or head[0] >= now_ms:
                 break
             heapq.heappop(self._s.inflight_heap)
-            envelope = self._s.inflight[head[1]][1]
-            self._put_inflight(envelope, lease_ms)
-            taken.append(envelope)
+            claimed = self._s.inflight[head[1]][1]
+            self._put_inflight(claimed, lease_ms)
+            taken.append(claimed)
         return taken
 
     # -- delayed queue --------------------------------------------------------------------
@@ -217,12 +222,10 @@ class MemoryBackend:
         if soonest is not None:
             self._wake_if_sooner(head, soonest)
 
-    async def claim_due(
-        self, *, now: datetime, lease_until: datetime, limit: int
-    ) -> list[Envelope]:
+    async def claim_due(self, *, now: datetime, lease_until: datetime, limit: int) -> list[Claimed]:
         s = self._s
         now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
-        taken: list[Envelope] = []
+        taken: list[Claimed] = []
         while len(taken) < limit:
             due_ms = self._head_due_ms()
             if due_ms is None or due_ms > now_ms:
@@ -230,12 +233,9 @@ class MemoryBackend:
             _, _, task_id = heapq.heappop(s.pending_heap)
             envelope = s.pending.pop(task_id).envelope
             # Keyed like the Redis backend: retries of one message share its id (see base).
-            envelope = envelope.with_headers(
-                due_at=format_instant(from_epoch_ms(due_ms)),
-                inflight=f"{task_id}/{envelope.message_id}",
-            )
-            self._put_inflight(envelope, lease_ms)
-            taken.append(envelope)
+            claimed = Claimed(f"{task_id}/{envelope.message_id}", envelope, from_epoch_ms(due_ms))
+            self._put_inflight(claimed, lease_ms)
+            taken.append(claimed)
         return taken
 
     async def next_due(self) -> datetime | None:
@@ -296,6 +296,11 @@ class MemoryBackend:
             if holder is not None and holder[0] == fire_id and holder[1] == owner:
                 s.overlap[overlap_key] = (fire_id, owner, run.lease_ms)
         return True
+
+    async def release_run(
+        self, fire_id: str, *, overlap_key: str | None, owner: str, now: datetime
+    ) -> None:
+        await self.renew_run(fire_id, overlap_key=overlap_key, owner=owner, lease_until=now)
 
     async def finish_run(
         self,

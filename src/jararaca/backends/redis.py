@@ -11,72 +11,69 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
-from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import AuthenticationError, NoScriptError, RedisError, ResponseError
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
+from jararaca.backends import redis_scripts as scripts
 from jararaca.backends.base import (
-    PAYLOAD_POLICIES,
     REMEMBER_DONE,
-    TIME_POLICIES,
     BackendInfo,
+    Claimed,
     FireClaim,
-    PayloadPolicy,
     RunStart,
     RunStatus,
-    TimePolicy,
 )
 from jararaca.backends.redis_batch import ScriptBatcher
 from jararaca.backends.redis_keys import Keys, scan_pattern
+from jararaca.backends.redis_wakeup import WakeupChannel
 from jararaca.clock import epoch_ms, from_epoch_ms
 from jararaca.errors import BackendError, ConfigError, CredentialsError
+from jararaca.policies import PayloadPolicy, TimePolicy
 from jararaca.redaction import redact
 from jararaca.wire import Envelope
 
 log = logging.getLogger(__name__)
 
 FIRE_CLAIM_TTL_MS = 3_600_000  # the protocol promises to remember a claim for an hour
-_LISTEN_BACKOFF_CAP = 5.0  # seconds between two resubscription attempts, at most
 _MAX_CONNECTIONS = 50  # per backend; callers beyond it wait (20 s by default) for a free one
-
-
-class _Script:
-    """One Lua file, identified on the server by the SHA1 of its source."""
-
-    __slots__ = ("name", "sha", "source")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        lua = resources.files("jararaca.backends").joinpath("lua", f"{name}.lua")
-        self.source = lua.read_bytes()
-        self.sha = hashlib.sha1(self.source, usedforsecurity=False).hexdigest()
-
-
-_CLAIM_FIRES = _Script("claim_fires")
-_ACK_INFLIGHT = _Script("ack_inflight")
-_RECLAIM_INFLIGHT = _Script("reclaim_inflight")
-_ENQUEUE_DELAYED = _Script("enqueue_delayed")
-_ENQUEUE_DELAYED_MANY = _Script("enqueue_delayed_many")
-_CLAIM_DUE = _Script("claim_due")
-_BEGIN_RUN = _Script("begin_run")
-_RENEW_RUN = _Script("renew_run")
-_FINISH_RUN = _Script("finish_run")
-_SCRIPTS: tuple[_Script, ...] = (_CLAIM_FIRES, _ACK_INFLIGHT, _RECLAIM_INFLIGHT, _ENQUEUE_DELAYED)
-_SCRIPTS += (_ENQUEUE_DELAYED_MANY, _CLAIM_DUE, _BEGIN_RUN, _RENEW_RUN, _FINISH_RUN)
+# The scripts use ZRANGE ... BYSCORE (6.2) and the backend relies on its semantics.
+MIN_REDIS_VERSION = (6, 2)
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _claimed(inflight_id: bytes | str, raw: bytes | str) -> Claimed:
+    """An in-flight entry as stored: a fire's envelope, or a delayed message's
+    ``{"due": ms, "envelope": ...}``."""
+    data = json.loads(raw)
+    if "envelope" in data:
+        envelope = Envelope.from_dict(data["envelope"])
+        return Claimed(_text(inflight_id), envelope, from_epoch_ms(int(data["due"])))
+    return Claimed(_text(inflight_id), Envelope.from_dict(data))
+
+
+def _pairs(flat: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
+    return zip(flat[::2], flat[1::2], strict=True)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for part in text.split(".")[:3]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
 class RedisBackend:
-    """The :class:`~jararaca.backends.base.Backend` protocol on one Redis client and pool."""
+    """The :class:`~jararaca.backends.base.Backend` protocols on one Redis client and pool."""
 
     def __init__(self, url: str, *, namespace: str) -> None:
         self.url = url
@@ -84,8 +81,12 @@ class RedisBackend:
         self.keys = Keys.for_namespace(namespace)
         self._client: aioredis.Redis | None = None
         self._connected = False
-        self._listeners: set[asyncio.Event] = set()
-        self._listener_task: asyncio.Task[None] | None = None
+        self._wakeups = WakeupChannel(
+            self._redis,
+            self.keys.wakeup_channel,
+            redact(url),
+            name=f"jararaca-redis-wakeup:{namespace}",
+        )
         # begin/finish of runs handled at the same time share one round trip.
         self._runs = ScriptBatcher(self._redis, self._failure)
 
@@ -117,16 +118,13 @@ class RedisBackend:
         try:
             yield
         except RedisError as exc:
-            raise BackendError(f"Redis at {redact(self.url)} failed while {doing}: {exc}") from exc
+            raise self._failure(doing, exc) from exc
 
     async def connect(self) -> None:
         client = self._redis()
         try:
-            await client.ping()
-            pipe = client.pipeline(transaction=False)
-            for script in _SCRIPTS:
-                pipe.script_load(script.source)
-            await pipe.execute()
+            server = await client.info("server")
+            await scripts.load_all(client)
         except AuthenticationError:
             raise CredentialsError(
                 f"Redis at {redact(self.url)} refused the login: check the user and password "
@@ -137,17 +135,19 @@ class RedisBackend:
                 f"cannot use Redis at {redact(self.url)} ({exc}): check the backend URL, that "
                 "Redis is running and reachable, and its credentials"
             ) from exc
+        version = str(server.get("redis_version", "0"))
+        if _version(version) < MIN_REDIS_VERSION:
+            raise ConfigError(
+                f"Redis at {redact(self.url)} is version {version}; jararaca needs Redis "
+                f"{'.'.join(map(str, MIN_REDIS_VERSION))} or newer (ZRANGE BYSCORE, ZADD GT/LT): "
+                "upgrade the server"
+            )
         self._connected = True
-        if self._listeners:
-            self._start_listener()
+        self._wakeups.start()
 
     async def close(self) -> None:
         self._connected = False
-        task, self._listener_task = self._listener_task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._wakeups.stop()
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(RedisError, OSError):
@@ -162,6 +162,7 @@ class RedisBackend:
                 replies = await pipe.execute()
             except ResponseError as exc:  # managed Redis often disables or renames CONFIG
                 return BackendInfo(
+                    kind="redis",
                     evicts_keys=False,
                     persists=True,
                     detail=f"eviction and persistence unknown: CONFIG GET refused ({exc})",
@@ -176,6 +177,7 @@ class RedisBackend:
         # volatile-* policies count as evicting too: run records, overlap marks and fire claims
         # carry TTLs, and losing them would run a fire twice.
         return BackendInfo(
+            kind="redis",
             evicts_keys=policy != "noeviction",
             persists=bool(save.strip()) or aof == "yes",
             detail=detail,
@@ -194,80 +196,17 @@ class RedisBackend:
             if batch:
                 await client.unlink(*batch)
 
-    async def _eval(self, script: _Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        client = self._redis()
+    async def _eval(self, script: scripts.Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         with self._errors(f"running the {script.name} script"):
-            try:
-                return await client.evalsha(script.sha, len(keys), *keys, *args)
-            except NoScriptError:
-                # The script cache was emptied (restart, failover, SCRIPT FLUSH): load it again.
-                await client.script_load(script.source)
-                return await client.evalsha(script.sha, len(keys), *keys, *args)
+            return await scripts.run(self._redis(), script, keys, args)
 
     # -- wake-ups -------------------------------------------------------------------------
 
     def add_wakeup_listener(self, event: asyncio.Event) -> None:
-        self._listeners.add(event)
-        if self._connected:
-            self._start_listener()
+        self._wakeups.add(event, connected=self._connected)
 
     def remove_wakeup_listener(self, event: asyncio.Event) -> None:
-        self._listeners.discard(event)
-
-    def _start_listener(self) -> None:
-        if self._listener_task is not None and not self._listener_task.done():
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop yet: connect() starts the listener
-        self._listener_task = loop.create_task(
-            self._listen(), name=f"jararaca-redis-wakeup:{self.namespace}"
-        )
-
-    def _wake_all(self) -> None:
-        for event in list(self._listeners):
-            event.set()
-
-    async def _on_reconnect(self, _connection: object) -> None:
-        # redis-py reconnects and resubscribes by itself after a short outage; a wake-up may
-        # have been published meanwhile, so wake everyone once it is back.
-        self._wake_all()
-
-    async def _listen(self) -> None:
-        """Hold a subscription to the wake-up channel; resubscribe with backoff on failure."""
-        channel = self.keys.wakeup_channel
-        failing, delay = False, 0.0
-        while True:
-            pubsub = self._redis().pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(channel)
-                if pubsub.connection is not None:
-                    pubsub.connection.register_connect_callback(self._on_reconnect)
-                if failing:
-                    log.info("wake-up channel on Redis %s is back", redact(self.url))
-                failing, delay = False, 0.0
-                # Wake-ups published before this subscription existed were lost: a spurious
-                # wake-up costs a listener one look at the queue, a lost one a whole interval.
-                self._wake_all()
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self._wake_all()
-            except Exception as exc:  # whatever broke, wake-ups must come back
-                if not failing:
-                    log.warning(
-                        "lost the wake-up channel on Redis %s (%s); retrying with backoff",
-                        redact(self.url),
-                        exc,
-                    )
-                failing = True
-            finally:
-                if pubsub.connection is not None:
-                    pubsub.connection.deregister_connect_callback(self._on_reconnect)
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated upstream
-            delay = min(_LISTEN_BACKOFF_CAP, max(0.1, delay * 2))
-            await asyncio.sleep(delay)
+        self._wakeups.discard(event)
 
     # -- schedule state -------------------------------------------------------------------
 
@@ -298,25 +237,25 @@ class RedisBackend:
             ]
         k = self.keys
         keys = [k.fire_claims, k.last_fires, k.inflight, k.inflight_env]
-        answers = await self._eval(_CLAIM_FIRES, keys, args)
+        answers = await self._eval(scripts.CLAIM_FIRES, keys, args)
         return [bool(a) for a in answers]
 
     # -- in flight ------------------------------------------------------------------------
 
-    async def ack_inflight(self, message_ids: Sequence[str]) -> None:
-        if message_ids:
+    async def ack_inflight(self, inflight_ids: Sequence[str]) -> None:
+        if inflight_ids:
             keys = [self.keys.inflight, self.keys.inflight_env]
-            await self._eval(_ACK_INFLIGHT, keys, list(message_ids))
+            await self._eval(scripts.ACK_INFLIGHT, keys, list(inflight_ids))
 
     async def reclaim_inflight(
         self, *, now: datetime, lease_until: datetime, limit: int
-    ) -> list[Envelope]:
+    ) -> list[Claimed]:
         if limit <= 0:
             return []
         keys = [self.keys.inflight, self.keys.inflight_env]
         args = [epoch_ms(now), epoch_ms(lease_until), limit]
-        found = await self._eval(_RECLAIM_INFLIGHT, keys, args)
-        return [Envelope.from_json(raw) for raw in found]
+        found = await self._eval(scripts.RECLAIM_INFLIGHT, keys, args)
+        return [_claimed(flight, raw) for flight, raw in _pairs(found)]
 
     # -- delayed queue --------------------------------------------------------------------
 
@@ -329,13 +268,6 @@ class RedisBackend:
         payload_policy: PayloadPolicy = "ignore",
         time_policy: TimePolicy = "replace",
     ) -> None:
-        # The script would read an unknown policy as the default: refuse it here instead.
-        if payload_policy not in PAYLOAD_POLICIES or time_policy not in TIME_POLICIES:
-            raise ConfigError(
-                f"bad idempotency policies payload_policy={payload_policy!r} "
-                f"time_policy={time_policy!r}: use payload_policy one of {PAYLOAD_POLICIES} "
-                f"and time_policy one of {TIME_POLICIES}"
-            )
         keys = [self.keys.delayed, self.keys.delayed_env]
         args = [
             task_id,
@@ -345,7 +277,7 @@ class RedisBackend:
             time_policy,
             self.keys.wakeup_channel,
         ]
-        await self._eval(_ENQUEUE_DELAYED, keys, args)
+        await self._eval(scripts.ENQUEUE_DELAYED, keys, args)
 
     async def enqueue_delayed_many(self, entries: Sequence[tuple[Envelope, datetime]]) -> None:
         if not entries:
@@ -353,24 +285,24 @@ class RedisBackend:
         args: list[Any] = [self.keys.wakeup_channel]
         for envelope, due in entries:
             args += [envelope.message_id, epoch_ms(due), envelope.to_json()]
-        await self._eval(_ENQUEUE_DELAYED_MANY, [self.keys.delayed, self.keys.delayed_env], args)
+        await self._eval(
+            scripts.ENQUEUE_DELAYED_MANY, [self.keys.delayed, self.keys.delayed_env], args
+        )
 
-    async def claim_due(
-        self, *, now: datetime, lease_until: datetime, limit: int
-    ) -> list[Envelope]:
+    async def claim_due(self, *, now: datetime, lease_until: datetime, limit: int) -> list[Claimed]:
         if limit <= 0:
             return []
         k = self.keys
         keys = [k.delayed, k.delayed_env, k.inflight, k.inflight_env]
-        found = await self._eval(_CLAIM_DUE, keys, [epoch_ms(now), epoch_ms(lease_until), limit])
-        envelopes = []
-        for raw in found:
-            text = _text(raw)
-            if text.startswith("!"):
-                log.error("dropped an unreadable delayed entry: %.200s", text[1:])
+        args = [epoch_ms(now), epoch_ms(lease_until), limit]
+        found = await self._eval(scripts.CLAIM_DUE, keys, args)
+        claimed = []
+        for flight, raw in _pairs(found):
+            if _text(flight) == "!":
+                log.error("dropped an unreadable delayed entry: %.200s", _text(raw))
                 continue
-            envelopes.append(Envelope.from_json(text))
-        return envelopes
+            claimed.append(_claimed(flight, raw))
+        return claimed
 
     async def next_due(self) -> datetime | None:
         pipe = self._redis().pipeline(transaction=False)
@@ -413,7 +345,7 @@ class RedisBackend:
             int(skip_on_overlap),
         ]
         status, attempt, holder = await self._runs.eval(
-            _BEGIN_RUN, self._run_keys(fire_id, overlap_key), args
+            scripts.BEGIN_RUN, self._run_keys(fire_id, overlap_key), args
         )
         busy_until = from_epoch_ms(int(holder)) if holder else None
         return RunStart(RunStatus(_text(status)), int(attempt), busy_until)
@@ -422,7 +354,14 @@ class RedisBackend:
         self, fire_id: str, *, overlap_key: str | None, owner: str, lease_until: datetime
     ) -> bool:
         args = [fire_id, owner, epoch_ms(lease_until)]
-        return bool(await self._eval(_RENEW_RUN, self._run_keys(fire_id, overlap_key), args))
+        return bool(await self._eval(scripts.RENEW_RUN, self._run_keys(fire_id, overlap_key), args))
+
+    async def release_run(
+        self, fire_id: str, *, overlap_key: str | None, owner: str, now: datetime
+    ) -> None:
+        # Renewing the lease to end now is the release: the record stays (with its attempt
+        # count) and the next begin_run finds the lease over and takes the run over.
+        await self.renew_run(fire_id, overlap_key=overlap_key, owner=owner, lease_until=now)
 
     async def finish_run(
         self,
@@ -434,7 +373,7 @@ class RedisBackend:
         remember_for: timedelta = REMEMBER_DONE,
     ) -> None:
         args = [fire_id, owner, epoch_ms(now), round(remember_for.total_seconds() * 1000)]
-        await self._runs.eval(_FINISH_RUN, self._run_keys(fire_id, overlap_key), args)
+        await self._runs.eval(scripts.FINISH_RUN, self._run_keys(fire_id, overlap_key), args)
 
     async def is_running(self, overlap_key: str, *, now: datetime) -> bool:
         with self._errors("reading an overlap mark"):

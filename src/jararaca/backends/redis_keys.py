@@ -10,7 +10,8 @@ Layout (``P`` = the prefix):
 * ``P claims`` ZSET fire id -> epoch ms until which the claim is remembered; expired members are
   trimmed by every claim, and the key itself expires an hour after the last claim, so it never
   grows past one hour of fires;
-* ``P inflight`` ZSET message id -> lease end ms, ``P inflight:env`` HASH message id -> envelope;
+* ``P inflight`` ZSET in-flight id -> lease end ms, ``P inflight:env`` HASH in-flight id -> entry
+  (a fire's envelope; for a delayed message ``{"due": ms, "envelope": ...}``);
 * ``P delayed`` ZSET task id -> due ms, ``P delayed:env`` HASH task id -> envelope;
 * ``P run:<fire id>`` HASH ``owner``, ``lease`` (ms), ``attempt``, ``done`` (ms until which the
   fire counts as finished), with a TTL of a day past its lease;

@@ -221,3 +221,8 @@ class MemoryBroker:
 
     def dead_letter_queue(self) -> QueueSpec:
         return QueueSpec(DEAD_LETTER_QUEUE, ())
+
+    def undelivered(self) -> int:
+        """Messages queued for this broker's consumers that no callback received yet
+        (``TestScheduler`` waits until there are none)."""
+        return sum(len(c.queue.messages) for c in self._consumers)

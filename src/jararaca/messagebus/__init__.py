@@ -1,1 +1,1 @@
-"""Messages: the ``Message`` model, the publisher and the ``@MessageHandler`` decorator."""
+"""Messages: the ``Message`` model, the bound sender and the publisher."""

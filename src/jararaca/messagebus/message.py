@@ -1,18 +1,20 @@
-"""``Message``: a pydantic model that knows its topic and can be published, delayed or scheduled."""
+"""``Message``: a pydantic model that knows its topic and can be published, delayed or scheduled.
+
+The sending itself goes through the publisher bound to the current context
+(:mod:`jararaca.messagebus.context`); turning a message into an envelope is the publisher's job.
+"""
 
 from __future__ import annotations
 
 import re
-import uuid
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel
 
-from jararaca import wire
 from jararaca.errors import ConfigError
-from jararaca.settings import max_message_bytes
+from jararaca.messagebus.context import bound_sender
+from jararaca.policies import PayloadPolicy, TimePolicy
 
 MessageType = Literal["task", "event"]
 _TOPIC = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
@@ -50,22 +52,18 @@ class Message(BaseModel):
 
     async def publish(self) -> str:
         """Publish now through the bound publisher; returns the message id."""
-        from jararaca.messagebus.publisher import use_publisher
-
-        return await use_publisher().publish(self)
+        return await bound_sender().publish(self)
 
     async def delay(
         self,
         seconds: float,
         *,
         idempotency_key: str | None = None,
-        payload_policy: Literal["ignore", "replace"] = "ignore",
-        time_policy: Literal["replace", "greater", "lesser"] = "replace",
+        payload_policy: PayloadPolicy = "ignore",
+        time_policy: TimePolicy = "replace",
     ) -> str:
         """Deliver ``seconds`` from now; see the publisher for the idempotency policies."""
-        from jararaca.messagebus.publisher import use_publisher
-
-        return await use_publisher().delay(
+        return await bound_sender().delay(
             self,
             seconds,
             idempotency_key=idempotency_key,
@@ -79,13 +77,11 @@ class Message(BaseModel):
         tz: tzinfo | str | None = None,
         *,
         idempotency_key: str | None = None,
-        payload_policy: Literal["ignore", "replace"] = "ignore",
-        time_policy: Literal["replace", "greater", "lesser"] = "replace",
+        payload_policy: PayloadPolicy = "ignore",
+        time_policy: TimePolicy = "replace",
     ) -> str:
         """Deliver at ``when`` (a naive ``when`` is read in ``tz``, UTC when None)."""
-        from jararaca.messagebus.publisher import use_publisher
-
-        return await use_publisher().schedule(
+        return await bound_sender().schedule(
             self,
             when,
             tz,
@@ -93,37 +89,3 @@ class Message(BaseModel):
             payload_policy=payload_policy,
             time_policy=time_policy,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class MessageContext:
-    """What a handler may receive about the message it handles."""
-
-    message_id: str
-    topic: str
-    published_at: datetime | None
-    due_at: datetime | None
-    attempt: int
-
-
-def message_envelope(
-    message: Message, *, now: datetime, due: datetime | None = None
-) -> wire.Envelope:
-    topic = type(message).topic()
-    headers = {
-        wire.KIND: "message",
-        wire.TOPIC: topic,
-        wire.PUBLISHED_AT: wire.format_instant(now),
-        wire.ATTEMPT: "1",
-    }
-    if due is not None:
-        headers[wire.DUE_AT] = wire.format_instant(due)
-    body = message.model_dump_json().encode("utf-8")
-    limit = max_message_bytes()
-    if len(body) > limit:
-        raise ConfigError(
-            f"{type(message).__qualname__} is {len(body):,} bytes of JSON, over the "
-            f"{limit:,}-byte limit: send a reference (an id, a URL) instead of the data, or "
-            "raise JARARACA_MAX_MESSAGE_BYTES"
-        )
-    return wire.Envelope(message_id=uuid.uuid4().hex, routing_key=topic, body=body, headers=headers)

@@ -1,47 +1,41 @@
-"""The publisher bound to the current context, and ``connect()`` to bind one yourself."""
+"""``Publisher``: turns messages into envelopes and sends them now (broker) or later (the
+backend's delayed queue); ``use_publisher()`` returns the one bound to the current context."""
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from contextvars import ContextVar
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jararaca.backends.base import (
-    PAYLOAD_POLICIES,
-    TIME_POLICIES,
-    Backend,
-    PayloadPolicy,
-    TimePolicy,
-)
+from jararaca import wire
+from jararaca.backends.base import DelayedQueue
 from jararaca.brokers.base import Broker
 from jararaca.clock import Clock, SystemClock
 from jararaca.errors import ConfigError, PublisherNotBoundError
-from jararaca.messagebus.message import Message, message_envelope
+from jararaca.messagebus.context import bind_sender, bound_sender
+from jararaca.messagebus.message import Message
+from jararaca.policies import PayloadPolicy, TimePolicy, check_enqueue_options
+from jararaca.settings import max_message_bytes
 
-log = logging.getLogger("jararaca.publisher")
-_current: ContextVar[Publisher | None] = ContextVar("jararaca_publisher", default=None)
+# A due instant further away than this is a mistake (seconds for milliseconds, a year typo),
+# and past year 9999 datetime cannot even represent it.
+MAX_DELAY = timedelta(days=100 * 365)
 
 
 class Publisher:
     """Publishes messages now (broker) or later (the backend's delayed queue)."""
 
-    def __init__(self, backend: Backend, broker: Broker, clock: Clock | None = None) -> None:
+    def __init__(self, backend: DelayedQueue, broker: Broker, clock: Clock | None = None) -> None:
         self.backend = backend
         self.broker = broker
         self.clock = clock or SystemClock()
 
     async def publish(self, message: Message) -> str:
         envelope = message_envelope(message, now=self.clock.now())
-        if await self.broker.publish([envelope]):
-            log.warning(
-                "message %s on topic %r reached no queue: no handler is declared for it",
-                envelope.message_id,
-                envelope.routing_key,
-            )
+        await self.broker.publish([envelope])
         return envelope.message_id
 
     async def delay(
@@ -53,9 +47,9 @@ class Publisher:
         payload_policy: PayloadPolicy = "ignore",
         time_policy: TimePolicy = "replace",
     ) -> str:
-        _check_seconds(seconds)
-        due = self.clock.now() + timedelta(seconds=seconds)
-        return await self._enqueue(message, due, idempotency_key, payload_policy, time_policy)
+        now = self.clock.now()
+        due = now + _delay(seconds)
+        return await self._enqueue(message, now, due, idempotency_key, payload_policy, time_policy)
 
     async def schedule(
         self,
@@ -67,16 +61,21 @@ class Publisher:
         payload_policy: PayloadPolicy = "ignore",
         time_policy: TimePolicy = "replace",
     ) -> str:
+        now = self.clock.now()
         due = _as_utc(when, timezone)
-        return await self._enqueue(message, due, idempotency_key, payload_policy, time_policy)
+        if due - now > MAX_DELAY:
+            raise ConfigError(
+                f"schedule() at {when.isoformat()} is more than {MAX_DELAY.days:,} days away: "
+                "pass a nearer instant (is the year right?)"
+            )
+        return await self._enqueue(message, now, due, idempotency_key, payload_policy, time_policy)
 
     async def delay_many(self, items: Iterable[tuple[Message, float]]) -> list[str]:
         """Enqueue many messages (no idempotency keys) in one backend round trip."""
         now = self.clock.now()
         entries = []
         for message, seconds in items:
-            _check_seconds(seconds)
-            due = now + timedelta(seconds=seconds)
+            due = now + _delay(seconds)
             entries.append((message_envelope(message, now=now, due=due), due))
         await self.backend.enqueue_delayed_many(entries)
         return [envelope.message_id for envelope, _ in entries]
@@ -84,39 +83,55 @@ class Publisher:
     async def _enqueue(
         self,
         message: Message,
+        now: datetime,
         due: datetime,
         idempotency_key: str | None,
-        payload_policy: str,
-        time_policy: str,
+        payload_policy: PayloadPolicy,
+        time_policy: TimePolicy,
     ) -> str:
-        if payload_policy not in PAYLOAD_POLICIES:
-            raise ConfigError(
-                f"payload_policy must be one of {', '.join(PAYLOAD_POLICIES)}, "
-                f"got {payload_policy!r}"
-            )
-        if time_policy not in TIME_POLICIES:
-            raise ConfigError(
-                f"time_policy must be one of {', '.join(TIME_POLICIES)}, got {time_policy!r}"
-            )
-        if idempotency_key is not None and (
-            not isinstance(idempotency_key, str) or not idempotency_key
-        ):
-            raise ConfigError(
-                f"idempotency_key must be a non-empty string, got {idempotency_key!r}"
-            )
-        envelope = message_envelope(message, now=self.clock.now(), due=due)
+        check_enqueue_options(idempotency_key, payload_policy, time_policy)
+        envelope = message_envelope(message, now=now, due=due)
         await self.backend.enqueue_delayed(
             envelope,
             due,
             # Prefixed so that a user's key never meets the internal retry:/recheck: tasks.
             task_id=f"key:{idempotency_key}" if idempotency_key else envelope.message_id,
-            payload_policy=payload_policy,  # type: ignore[arg-type]
-            time_policy=time_policy,  # type: ignore[arg-type]
+            payload_policy=payload_policy,
+            time_policy=time_policy,
         )
         return envelope.message_id
 
 
-def _check_seconds(seconds: object) -> None:
+def message_envelope(
+    message: Message, *, now: datetime, due: datetime | None = None
+) -> wire.Envelope:
+    """The wire form of a message: its JSON body, topic and ``x-jararaca-*`` headers."""
+    if not isinstance(message, Message):
+        raise ConfigError(
+            f"expected a jararaca Message to send, got {type(message).__qualname__}: "
+            "subclass jararaca.Message and set MESSAGE_TOPIC"
+        )
+    topic = type(message).topic()
+    headers = {
+        wire.KIND: "message",
+        wire.TOPIC: topic,
+        wire.PUBLISHED_AT: wire.format_instant(now),
+        wire.ATTEMPT: "1",
+    }
+    if due is not None:
+        headers[wire.DUE_AT] = wire.format_instant(due)
+    body = message.model_dump_json().encode("utf-8")
+    limit = max_message_bytes()
+    if len(body) > limit:
+        raise ConfigError(
+            f"{type(message).__qualname__} is {len(body):,} bytes of JSON, over the "
+            f"{limit:,}-byte limit: send a reference (an id, a URL) instead of the data, or "
+            "raise JARARACA_MAX_MESSAGE_BYTES"
+        )
+    return wire.Envelope(message_id=uuid.uuid4().hex, routing_key=topic, body=body, headers=headers)
+
+
+def _delay(seconds: object) -> timedelta:
     if (
         isinstance(seconds, bool)
         or not isinstance(seconds, int | float)
@@ -124,13 +139,18 @@ def _check_seconds(seconds: object) -> None:
         or seconds < 0
     ):
         raise ConfigError(f"delay seconds must be a finite number >= 0, got {seconds!r}")
+    if seconds > MAX_DELAY.total_seconds():
+        raise ConfigError(
+            f"delay of {seconds!r} seconds is over the limit of {MAX_DELAY.total_seconds():,.0f} "
+            f"seconds ({MAX_DELAY.days:,} days): pass seconds, not milliseconds, or schedule() "
+            "a date"
+        )
+    return timedelta(seconds=seconds)
 
 
 def _as_utc(when: datetime, timezone: tzinfo | str | None) -> datetime:
     if not isinstance(when, datetime):
         raise ConfigError(f"schedule() needs a datetime, got {when!r}")
-    if when.tzinfo is not None and when.utcoffset() is not None:
-        return when.astimezone(UTC)
     if isinstance(timezone, str):
         try:
             timezone = ZoneInfo(timezone)
@@ -138,47 +158,28 @@ def _as_utc(when: datetime, timezone: tzinfo | str | None) -> datetime:
             raise ConfigError(
                 f"unknown time zone {timezone!r}: use an IANA name such as 'Europe/Lisbon'"
             ) from None
-    return when.replace(tzinfo=timezone or UTC).astimezone(UTC)
+    aware = when if when.tzinfo is not None and when.utcoffset() is not None else None
+    try:
+        return (aware or when.replace(tzinfo=timezone or UTC)).astimezone(UTC)
+    except OverflowError:
+        raise ConfigError(
+            f"schedule() at {when.isoformat()} is out of range: datetime cannot represent it "
+            "in UTC; pass an instant between years 1 and 9999"
+        ) from None
 
 
 def use_publisher() -> Publisher:
     """The publisher bound to this context (inside actions and handlers, or ``connect()``)."""
-    publisher = _current.get()
-    if publisher is None:
+    sender = bound_sender()
+    if not isinstance(sender, Publisher):
         raise PublisherNotBoundError(
-            "no publisher is bound here: wrap the code in "
-            "`async with connect(broker_url=..., backend_url=...):` or call it from inside a "
-            "scheduled action or message handler"
+            f"the bound sender is a {type(sender).__qualname__}, not a jararaca Publisher"
         )
-    return publisher
+    return sender
 
 
 @contextmanager
 def bind_publisher(publisher: Publisher) -> Iterator[Publisher]:
-    token = _current.set(publisher)
-    try:
+    """Bind ``publisher`` for the block: messages sent inside it go through it."""
+    with bind_sender(publisher):
         yield publisher
-    finally:
-        _current.reset(token)
-
-
-@asynccontextmanager
-async def connect(
-    broker_url: str = "memory://", backend_url: str = "memory://", *, clock: Clock | None = None
-) -> AsyncIterator[Publisher]:
-    """Connect to a broker and backend and bind a publisher for the block."""
-    from jararaca.urls import make_backend, make_broker
-
-    broker = make_broker(broker_url)
-    backend = make_backend(backend_url, namespace=broker.namespace)
-    await broker.connect()
-    try:
-        await broker.declare([])  # the exchange must exist before anything is published
-        await backend.connect()
-        try:
-            with bind_publisher(Publisher(backend, broker, clock)) as publisher:
-                yield publisher
-        finally:
-            await backend.close()
-    finally:
-        await broker.close()

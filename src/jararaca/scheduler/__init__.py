@@ -1,1 +1,1 @@
-"""Scheduling: the ``@ScheduledAction`` decorator, planning, the beat and the embedded scheduler."""
+"""Scheduling at run time: pure planning, the beat, BeatWorker and the embedded Scheduler."""

@@ -12,19 +12,18 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from jararaca.backends.base import Backend, FireClaim
+from jararaca.backends.base import BeatStore, Claimed, FireClaim
 from jararaca.brokers.base import Broker
 from jararaca.clock import Clock
 from jararaca.errors import JararacaError
 from jararaca.outage import Outage
 from jararaca.registry import ActionDef
 from jararaca.scheduler.fires import fire_envelope, fire_id
-from jararaca.scheduler.planning import CATCH_UP_CAP, first_fires, jitter_offset, missed_fires
+from jararaca.scheduler.planning import first_fires, jitter_offset, keep_late, missed_fires
 from jararaca.wire import Envelope, format_instant
 
 log = logging.getLogger("jararaca.beat")
@@ -37,16 +36,14 @@ class BeatStats:
     fires_lost_race: int = 0  # another beat had claimed them: expected with several beats
     delayed_dispatched: int = 0
     reclaimed: int = 0
-    unroutable: int = 0
     publish_failures: int = 0
-    lateness_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
 
 
 class Beat:
     def __init__(
         self,
         actions: Sequence[ActionDef],
-        backend: Backend,
+        backend: BeatStore,
         broker: Broker,
         clock: Clock,
         *,
@@ -68,7 +65,7 @@ class Beat:
         # Work kept across an outage (see tick): fires not yet claimed, envelopes claimed but
         # not published, and published ones not yet forgotten by the backend.
         self._unclaimed: list[FireClaim] = []
-        self._unpublished: list[Envelope] = []
+        self._unpublished: list[Claimed] = []
         self._unacked: list[str] = []
         self._dropped: dict[str, int] = {}  # per action, missed during an outage
 
@@ -155,18 +152,7 @@ class Beat:
         for action_id, slots in by_action.items():
             action = self._by_id[action_id]
             spec = action.spec
-            oldest = (
-                None
-                if spec.catch_up_window is None
-                else now - timedelta(seconds=spec.catch_up_window)
-            )
-            kept = [at for at in slots if oldest is None or at >= oldest]
-            if spec.catch_up == "none":
-                kept = []
-            elif spec.catch_up == "latest":
-                kept = kept[-1:]
-            else:
-                kept = kept[-CATCH_UP_CAP:]
+            kept = keep_late(slots, now=now, policy=spec.catch_up, window=spec.catch_up_window)
             if len(kept) < len(slots):
                 self._dropped[action_id] = self._dropped.get(action_id, 0) + len(slots) - len(kept)
             late.extend(self._claim(action, at, now, catch_up=True) for at in kept)
@@ -179,8 +165,8 @@ class Beat:
             ids, self._unacked = self._unacked, []
             await self._ack(ids)
         if self._unpublished:
-            envelopes, self._unpublished = self._unpublished, []
-            await self._publish(envelopes)
+            claimed, self._unpublished = self._unpublished, []
+            await self._publish(claimed, self.clock.now())
 
     def _due_fires(self, now: datetime) -> list[FireClaim]:
         claims: list[FireClaim] = []
@@ -235,12 +221,9 @@ class Beat:
                 spec.catch_up,
             )
         self._dropped.clear()
-        won = [c.envelope for c, ok in zip(claims, answers, strict=True) if ok]
+        won = [Claimed(c.fire_id, c.envelope) for c, ok in zip(claims, answers, strict=True) if ok]
         self.stats.fires_lost_race += len(claims) - len(won)
-        for claim, ok in zip(claims, answers, strict=True):
-            if ok:
-                self.stats.lateness_ms.append((now - claim.scheduled_at).total_seconds() * 1000)
-        await self._publish(won)
+        await self._publish(won, now)
         self.stats.fires_dispatched += len(won)
 
     async def _reclaim(self, now: datetime) -> None:
@@ -252,7 +235,7 @@ class Beat:
                 "republishing %d message(s) whose beat died before confirming", len(reclaimed)
             )
             self.stats.reclaimed += len(reclaimed)
-            await self._publish(reclaimed)
+            await self._publish(reclaimed, now)
 
     async def _dispatch_delayed_batch(self, now: datetime) -> bool:
         """Publish one batch of due delayed messages; True when more may be due."""
@@ -260,37 +243,31 @@ class Beat:
             now=now, lease_until=now + self.lease, limit=DELAYED_BATCH
         )
         if batch:
-            stamped = [e.with_headers(dispatched_at=format_instant(now)) for e in batch]
-            await self._publish(stamped)
+            await self._publish(batch, now)
             self.stats.delayed_dispatched += len(batch)
         return len(batch) == DELAYED_BATCH
 
-    async def _publish(self, envelopes: list[Envelope]) -> None:
+    async def _publish(self, claimed: list[Claimed], now: datetime) -> None:
         """Publish with confirms, then forget the in-flight entries. Nothing is deleted before
-        it is safely in the broker: on failure the envelopes are kept to publish again at the
-        next tick (and, should this beat die, another beat republishes them after the lease)."""
-        if not envelopes:
+        it is safely in the broker: on failure the entries are kept to publish again at the
+        next tick (and, should this beat die, another beat republishes them after the lease).
+        Delayed messages go out stamped with their due instant and ``now``."""
+        if not claimed:
             return
+        envelopes = [_stamped(c, now) for c in claimed]
         try:
-            unroutable = await self.broker.publish(envelopes)
-            if unroutable:
-                self.stats.unroutable += len(unroutable)
-                log.warning(
-                    "%d message(s) reached no queue and went to the dead-letter queue: %s",
-                    len(unroutable),
-                    ", ".join(unroutable[:5]),
-                )
+            await self.broker.publish(envelopes)
         except JararacaError:
             self.stats.publish_failures += 1
-            self._unpublished.extend(envelopes)
+            self._unpublished.extend(claimed)
             raise
-        await self._ack([e.inflight_id for e in envelopes])
+        await self._ack([c.inflight_id for c in claimed])
 
-    async def _ack(self, message_ids: list[str]) -> None:
+    async def _ack(self, inflight_ids: list[str]) -> None:
         try:
-            await self.backend.ack_inflight(message_ids)
+            await self.backend.ack_inflight(inflight_ids)
         except JararacaError:
-            self._unacked.extend(message_ids)
+            self._unacked.extend(inflight_ids)
             raise
 
     async def _next_wakeup(self, now: datetime) -> datetime:
@@ -323,3 +300,13 @@ class Beat:
             await asyncio.wait([sleeper, stopper], return_when=asyncio.FIRST_COMPLETED)
             for task in (sleeper, stopper):
                 task.cancel()
+
+
+def _stamped(claimed: Claimed, now: datetime) -> Envelope:
+    """The envelope as it goes on the wire: a delayed message carries the instant it was due
+    (a time policy may have moved it after it was built) and when it was dispatched."""
+    if claimed.due_at is None:
+        return claimed.envelope
+    return claimed.envelope.with_headers(
+        due_at=format_instant(claimed.due_at), dispatched_at=format_instant(now)
+    )

@@ -5,22 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from contextlib import AsyncExitStack
 
 from jararaca.backends.base import Backend
-from jararaca.backends.memory import MemoryBackend
 from jararaca.brokers.base import Broker
 from jararaca.clock import Clock, SystemClock
+from jararaca.engines import Engines, warn_if_volatile
+from jararaca.lifecycle import Service
 from jararaca.microservice import Microservice
+from jararaca.redaction import redact
 from jararaca.registry import action_queues, build_registry
-from jararaca.runtime import close_quietly, connect_services, warn_if_volatile
 from jararaca.scheduler.beat import Beat
 from jararaca.settings import lease_seconds as default_lease_seconds
-from jararaca.urls import make_backend, make_broker, redact
 
 log = logging.getLogger("jararaca.beat")
 
 
-class BeatWorker:
+class BeatWorker(Service):
     """Publishes the app's due fires and delayed messages; workers run them."""
 
     def __init__(
@@ -31,6 +32,7 @@ class BeatWorker:
         broker_url: str = "memory://",
         scheduled_action_names: Iterable[str] | None = None,
         *,
+        groups: Iterable[str] | None = None,
         clock: Clock | None = None,
         lease_seconds: float | None = None,
         graceful_shutdown_seconds: float = 20.0,
@@ -38,65 +40,49 @@ class BeatWorker:
         backend: Backend | None = None,
         broker: Broker | None = None,
     ) -> None:
-        registry = build_registry(app)
-        self.app = app
-        self.registry = registry
-        self.actions = registry.select_actions(scheduled_action_names)
-        self.broker = broker or make_broker(broker_url)
-        self.backend = backend or make_backend(backend_url, namespace=self.broker.namespace)
-        self.grace = graceful_shutdown_seconds
+        super().__init__(graceful_shutdown_seconds=graceful_shutdown_seconds)
+        self.registry = build_registry(app)
+        self.actions = self.registry.select_actions(
+            scheduled_action_names, list(groups) if groups is not None else None
+        )
+        self.engines = Engines.build(broker_url, backend_url, broker=broker, backend=backend)
         self.connect_timeout = connect_timeout
-        self._owns_connections = backend is None and broker is None
         self._urls = (redact(broker_url), redact(backend_url))
         self.beat = Beat(
             self.actions,
-            self.backend,
-            self.broker,
+            self.engines.backend,
+            self.engines.broker,
             clock or SystemClock(),
             interval=interval,
             lease_seconds=lease_seconds or default_lease_seconds(),
         )
 
-    async def start(self) -> None:
-        if self._owns_connections:
-            await connect_services(self.broker, self.backend, timeout=self.connect_timeout)
+    @property
+    def broker(self) -> Broker:
+        return self.engines.broker
+
+    @property
+    def backend(self) -> Backend:
+        return self.engines.backend
+
+    async def _open(self, stack: AsyncExitStack) -> None:
+        await self.engines.open(stack, timeout=self.connect_timeout)
         # Declare every queue of the app, so that what the beat publishes before any worker
         # started waits in its queue instead of being unroutable.
-        queues = [h.queue for h in self.registry.handlers] + action_queues(self.registry.actions)
+        registry = self.registry
+        queues = [h.queue for h in registry.handlers] + action_queues(registry.actions)
         await self.broker.declare([q for q in queues if not q.broadcast])
-        if not isinstance(self.backend, MemoryBackend):
-            await warn_if_volatile(self.backend)
+        await warn_if_volatile(self.backend)
         await self.beat.start()
+        stack.push_async_callback(self.beat.stop)
         log.info(
             "beat started with %d action(s); broker %s, backend %s",
             len(self.actions),
             *self._urls,
         )
 
-    async def stop(self) -> None:
-        await self.beat.stop()
-        if self._owns_connections:
-            await self.backend.close()
-            await self.broker.close()
-
-    async def serve(self, stop: asyncio.Event | None = None) -> None:
-        stop = stop or asyncio.Event()
-        try:
-            await self.start()
-        except BaseException:
-            if self._owns_connections:
-                await close_quietly(self.backend.close, self.broker.close)
-            raise
-        try:
-            await self.beat.serve(stop)
-        finally:
-            await self.stop()
-
-    def run(self) -> None:
-        """Run until SIGINT/SIGTERM (blocking, with its own event loop)."""
-        from jararaca.runtime import run_service
-
-        run_service(self.serve, grace=self.grace)
+    async def _serve(self, stop: asyncio.Event) -> None:
+        await self.beat.serve(stop)
 
 
 SchedulerV2 = BeatWorker

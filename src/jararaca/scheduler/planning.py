@@ -10,7 +10,7 @@ import hashlib
 from datetime import datetime, timedelta
 
 from jararaca.cron import Cron
-from jararaca.scheduler.decorators import CatchUp
+from jararaca.declarations.actions import CatchUp
 
 CATCH_UP_CAP = 100
 
@@ -44,6 +44,18 @@ def missed_fires(
         slot = cron.last_at_or_before(slot - timedelta(microseconds=1))
     found.reverse()
     return found
+
+
+def keep_late(
+    slots: list[datetime], *, now: datetime, policy: CatchUp, window: float | None
+) -> list[datetime]:
+    """Of the ascending ``slots`` that could not be dispatched in time (the backend was
+    unreachable), the ones still to run now: the same catch-up rules as :func:`missed_fires`."""
+    if policy == "none":
+        return []
+    oldest = None if window is None else now - timedelta(seconds=window)
+    kept = [at for at in slots if oldest is None or at >= oldest]
+    return kept[-1:] if policy == "latest" else kept[-CATCH_UP_CAP:]
 
 
 def first_fires(

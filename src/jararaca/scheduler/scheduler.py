@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from contextlib import AsyncExitStack
 
+from jararaca.backends.base import Backend
+from jararaca.brokers.base import Broker
 from jararaca.clock import Clock, SystemClock
-from jararaca.messagebus.publisher import bind_publisher
+from jararaca.engines import Engines
+from jararaca.lifecycle import Service
 from jararaca.microservice import Microservice
 from jararaca.scheduler.beat_worker import BeatWorker
-from jararaca.urls import make_backend, make_broker
 from jararaca.worker import Worker
 
 
-class Scheduler:
+class Scheduler(Service):
     """Runs the app's actions and delayed messages in this process.
 
     By default state and messages live in memory (``memory://``); code in the same process can
@@ -26,58 +29,67 @@ class Scheduler:
         backend_url: str = "memory://",
         scheduled_action_names: Iterable[str] | None = None,
         *,
+        groups: Iterable[str] | None = None,
         broker_url: str = "memory://",
         clock: Clock | None = None,
         lease_seconds: float | None = None,
         graceful_shutdown_seconds: float = 20.0,
+        connect_timeout: float = 60.0,
+        backend: Backend | None = None,
+        broker: Broker | None = None,
     ) -> None:
+        super().__init__(graceful_shutdown_seconds=graceful_shutdown_seconds)
         self.clock = clock or SystemClock()
-        self.broker = make_broker(broker_url)
-        self.backend = make_backend(backend_url, namespace=self.broker.namespace)
+        self.engines = Engines.build(broker_url, backend_url, broker=broker, backend=backend)
+        self.connect_timeout = connect_timeout
         names = list(scheduled_action_names) if scheduled_action_names is not None else None
+        group_list = list(groups) if groups is not None else None
+        # Beat and worker are handed this scheduler's engines: only the scheduler opens and
+        # closes them.
+        backend, broker = self.engines.backend, self.engines.broker
         self.beat_worker = BeatWorker(
             app,
             interval,
             scheduled_action_names=names,
+            groups=group_list,
             clock=self.clock,
             lease_seconds=lease_seconds,
-            backend=self.backend,
-            broker=self.broker,
+            backend=backend,
+            broker=broker,
         )
         self.worker = Worker(
             app,
+            groups=group_list,
             action_names=names,
             clock=self.clock,
             lease_seconds=lease_seconds,
             graceful_shutdown_seconds=graceful_shutdown_seconds,
-            backend=self.backend,
-            broker=self.broker,
+            backend=backend,
+            broker=broker,
         )
-        self.grace = graceful_shutdown_seconds
 
-    async def start(self) -> None:
-        await self.broker.connect()
-        await self.backend.connect()
+    @property
+    def broker(self) -> Broker:
+        return self.engines.broker
+
+    @property
+    def backend(self) -> Backend:
+        return self.engines.backend
+
+    async def _open(self, stack: AsyncExitStack) -> None:
+        await self.engines.open(stack, timeout=self.connect_timeout)
         await self.worker.start()
+        stack.push_async_callback(self.worker.stop)
         await self.beat_worker.start()
+        stack.push_async_callback(self.beat_worker.stop)
 
-    async def stop(self) -> None:
-        await self.beat_worker.stop()
-        await self.worker.stop()
-        await self.backend.close()
-        await self.broker.close()
+    async def _serve(self, stop: asyncio.Event) -> None:
+        await self.beat_worker.beat.serve(stop)
 
-    async def serve(self, stop: asyncio.Event | None = None) -> None:
-        stop = stop or asyncio.Event()
-        await self.start()
-        try:
-            with bind_publisher(self.worker.publisher):
-                await self.beat_worker.beat.serve(stop)
-        finally:
-            await self.stop()
+    async def drain(self, grace: float) -> None:
+        await self.beat_worker.stop()  # no new fires while the worker drains
+        await self.worker.drain(grace)
 
-    def run(self) -> None:
-        """Run until SIGINT/SIGTERM (blocking, with its own event loop)."""
-        from jararaca.runtime import run_service
-
-        run_service(self.serve, grace=self.grace)
+    def hurry(self) -> None:
+        super().hurry()
+        self.worker.hurry()

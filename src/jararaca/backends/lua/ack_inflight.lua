@@ -1,6 +1,6 @@
 -- Forget in-flight entries whose publish the broker confirmed.
 -- KEYS: in-flight ZSET, in-flight envelopes HASH
--- ARGV: message ids
+-- ARGV: in-flight ids
 -- Returns how many ids were given.
 for i = 1, #ARGV, 1000 do
   -- unpack() is limited by Lua's C stack (about 8,000 values): go by chunks.

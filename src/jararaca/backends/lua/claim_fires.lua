@@ -1,6 +1,6 @@
 -- Claim cron fires for dispatch: each fire id once across every beat, for at least an hour.
 -- KEYS: fire claims ZSET (fire id -> remembered until ms), last fires HASH, in-flight ZSET,
---       in-flight envelopes HASH
+--       in-flight entries HASH (a fire's entry is its envelope JSON; its in-flight id is its id)
 -- ARGV: now ms, lease end ms, claim TTL ms, then per claim:
 --       fire id, action id, scheduled ms, message id, envelope JSON
 -- Returns one 1 (claimed, now in flight) or 0 (claimed before) per claim.

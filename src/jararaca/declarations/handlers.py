@@ -1,12 +1,19 @@
-"""``@MessageHandler`` (a method that receives a Message type) and ``@MessageBusController``."""
+"""``@MessageHandler`` (a method that receives a Message type), ``@MessageBusController`` and the
+``MessageContext`` a handler may receive."""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar, overload
 
-from jararaca._signatures import check_name_and_group, positional_params, qualified_name
+from jararaca.declarations._signatures import (
+    check_name_and_group,
+    positional_params,
+    qualified_name,
+)
 from jararaca.errors import ConfigError
 from jararaca.messagebus.message import Message
 
@@ -14,6 +21,17 @@ HANDLER_ATTR = "__jararaca_handler__"
 CONTROLLER_ATTR = "__jararaca_message_bus_controller__"
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type[Any])
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContext:
+    """What a handler may receive about the message it handles."""
+
+    message_id: str
+    topic: str
+    published_at: datetime | None
+    due_at: datetime | None
+    attempt: int
 
 
 class MessageHandler:

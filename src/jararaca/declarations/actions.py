@@ -12,8 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, Literal, TypeVar, get_args
 
-from jararaca._signatures import check_name_and_group, positional_params, qualified_name
 from jararaca.cron import Cron
+from jararaca.declarations._signatures import (
+    check_name_and_group,
+    positional_params,
+    qualified_name,
+)
 from jararaca.errors import ConfigError, CronError
 
 CatchUp = Literal["none", "latest", "all"]

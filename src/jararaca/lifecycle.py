@@ -1,0 +1,158 @@
+"""The one lifecycle of beat, worker and embedded scheduler: start, serve, drain, stop.
+
+``start`` opens everything a service needs onto an :class:`AsyncExitStack` (connections it
+built itself, its consumers, its background loops), so ``stop`` closes exactly what was
+opened, in reverse order, and a start-up that fails half-way closes what it had opened.
+``run`` is the blocking form with signal handling: the first SIGINT/SIGTERM drains for the
+grace period, a second one cancels in-flight work at once (its leases are released so that
+another process takes it over now) and exits with ``128 + signal``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from contextlib import AsyncExitStack
+from typing import Any
+
+log = logging.getLogger("jararaca")
+# After a second signal, how long releasing leases and settling messages may take before the
+# process exits anyway (a server that does not answer must not keep it alive).
+HURRY_SECONDS = 5.0
+
+
+class Service:
+    """Base of the long-running components; subclasses fill in the four steps."""
+
+    def __init__(self, *, graceful_shutdown_seconds: float) -> None:
+        self.grace = graceful_shutdown_seconds
+        self._stack: AsyncExitStack | None = None
+        self._hurry = asyncio.Event()
+
+    # -- the steps subclasses provide -----------------------------------------------------
+
+    async def _open(self, stack: AsyncExitStack) -> None:
+        """Open what the service needs, pushing the undo of each step onto ``stack``."""
+
+    async def _serve(self, stop: asyncio.Event) -> None:
+        """Do the work until ``stop`` is set."""
+        await stop.wait()
+
+    async def drain(self, grace: float) -> None:
+        """Stop intake and let in-flight work finish for up to ``grace`` seconds (less once
+        :meth:`hurry` was called); then cancel what is left."""
+
+    # -- the lifecycle --------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._stack is not None
+
+    async def start(self) -> None:
+        if self._stack is not None:
+            raise RuntimeError(f"{type(self).__name__} is already started")
+        stack = AsyncExitStack()
+        try:
+            await self._open(stack)
+        except BaseException:
+            await _close_after_failed_start(stack)
+            raise
+        self._stack = stack
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain (``grace`` seconds, by default the service's), then close what start opened."""
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
+        try:
+            await self.drain(self.grace if grace is None else grace)
+        finally:
+            await stack.aclose()
+
+    async def serve(self, stop: asyncio.Event | None = None) -> None:
+        """Start, serve until ``stop`` is set, then stop (the async form of :meth:`run`)."""
+        stop = stop or asyncio.Event()
+        await self.start()
+        try:
+            await self._serve(stop)
+        finally:
+            await self.stop()
+
+    def hurry(self) -> None:
+        """Cut the drain short: in-flight work is cancelled and given back at once."""
+        self._hurry.set()
+
+    def run(self) -> None:
+        """Run until SIGINT/SIGTERM (blocking, with its own event loop)."""
+        run_service(self)
+
+
+async def wait_or_hurry(hurry: asyncio.Event, tasks: set[asyncio.Task[None]], grace: float) -> None:
+    """Wait for ``tasks`` for up to ``grace`` seconds, or until ``hurry`` is set."""
+    if not tasks or hurry.is_set():
+        return
+    hurried = asyncio.ensure_future(hurry.wait())
+    try:
+        deadline = asyncio.get_running_loop().time() + grace
+        pending: set[asyncio.Future[Any]] = set(tasks)
+        while pending and not hurried.done():
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            _, pending = await asyncio.wait(
+                pending | {hurried}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+            pending.discard(hurried)
+    finally:
+        hurried.cancel()
+
+
+async def _close_after_failed_start(stack: AsyncExitStack) -> None:
+    """Close what a failed start-up opened, so the process exits with its one-line error
+    instead of the drivers' shutdown tracebacks; their own failures are only logged."""
+    try:
+        await stack.aclose()
+    except Exception as exc:
+        log.debug("closing after a failed start-up: %s", exc)
+
+
+def run_service(service: Service) -> None:
+    """Serve until SIGINT/SIGTERM; see the module docstring for the second signal."""
+    exit_code = 0
+
+    async def main() -> None:
+        nonlocal exit_code
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            nonlocal exit_code
+            name = signal.Signals(signum).name
+            if stop.is_set():
+                if exit_code:
+                    return  # already hurrying
+                exit_code = 128 + signum
+                log.warning("second %s: cancelling in-flight work and exiting now", name)
+                service.hurry()
+                loop.call_later(HURRY_SECONDS, os._exit, exit_code)
+                return
+            log.info(
+                "%s received: draining (up to %.0f s; send it again to exit at once)",
+                name,
+                service.grace,
+            )
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        await service.serve(stop)
+
+    asyncio.run(main())
+    if exit_code:
+        with contextlib.suppress(Exception):
+            logging.shutdown()
+        sys.exit(exit_code)
