@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from jararaca.brokers.base import UNROUTED, Broker, Delivery, QueueSpec
 from jararaca.wire import DEAD_LETTER_REASON, Envelope
@@ -50,12 +50,19 @@ class Inbox:
 ORDERS = QueueSpec("handler.orders", ("orders.created",))
 
 
+async def publish_returning(broker: Broker, envelopes: Sequence[Envelope]) -> object:
+    """What ``publish`` returns at run time: its type says ``None``, and the contract pins
+    that every implementation keeps to it (no list of unroutable ids any more)."""
+    publish: Callable[[Sequence[Envelope]], Awaitable[object]] = broker.publish
+    return await publish(envelopes)
+
+
 async def test_published_message_arrives_whole(broker: Broker) -> None:
     await broker.declare([ORDERS])
     inbox = Inbox()
     await broker.consume(ORDERS, inbox)
     sent = env("m1", **{"x-jararaca-attempt": "2"})
-    assert await broker.publish([sent]) == []
+    assert await publish_returning(broker, [sent]) is None
     await inbox.wait_for(1)
     got = inbox.deliveries[0].envelope
     assert (got.message_id, got.routing_key, got.body) == (
@@ -69,12 +76,25 @@ async def test_published_message_arrives_whole(broker: Broker) -> None:
 
 async def test_unroutable_messages_wait_in_the_unrouted_queue(broker: Broker) -> None:
     await broker.declare([ORDERS])
-    assert await broker.publish([env("m1", "nobody.listens"), env("m2")]) in ([], ["m1"])
+    orders = Inbox()
+    await broker.consume(ORDERS, orders)
+    lost = env("m1", "nobody.listens", **{"x-jararaca-attempt": "1"})
+    # Not reported by publish: the message is kept, not refused.
+    assert await publish_returning(broker, [lost, env("m2")]) is None
     unrouted = Inbox()
     await broker.consume(UNROUTED, unrouted)
     await unrouted.wait_for(1)
+    await orders.wait_for(1)
     assert unrouted.ids == ["m1"]
-    assert unrouted.deliveries[0].envelope.routing_key == "nobody.listens"
+    got = unrouted.deliveries[0].envelope
+    assert (got.message_id, got.routing_key, got.body) == (
+        lost.message_id,
+        lost.routing_key,
+        lost.body,
+    )
+    assert got.headers["x-jararaca-attempt"] == "1"
+    # The routable one went to its queue only.
+    assert orders.ids == ["m2"]
 
 
 async def test_messages_wait_in_a_durable_queue_for_a_later_consumer(
@@ -148,23 +168,28 @@ async def test_broadcast_queues_give_every_consumer_a_copy(make_broker: BrokerFa
 
 
 async def test_prefetch_bounds_unsettled_deliveries(broker: Broker) -> None:
-    held: list[Delivery] = []
-
     async def hold(delivery: Delivery) -> None:
-        held.append(delivery)
+        """Leave the delivery unsettled (the test settles it)."""
 
     await broker.declare([ORDERS])
-    inbox = Inbox(settle=hold)
-    await broker.consume(ORDERS, inbox, prefetch=3)
+    held = Inbox(settle=hold)
+    await broker.consume(ORDERS, held, prefetch=3)
     await broker.publish([env(f"m{i}") for i in range(10)])
-    await inbox.wait_for(3)
-    # Give the broker every chance to overdeliver before looking.
-    await asyncio.sleep(0.3)
-    assert len(inbox.deliveries) == 3
-    for delivery in list(held):
+    await held.wait_for(3)
+    # A second consumer takes what the first may not. Once all ten are handed out, the first
+    # holds exactly its prefetch: unbounded, it would have had them all before the second
+    # came, and the second would never reach seven.
+    rest = Inbox()
+    other = await broker.consume(ORDERS, rest)
+    await rest.wait_for(7)
+    assert len(held.deliveries) == 3
+    # Settling frees the slots: new messages reach the first consumer again.
+    await other.cancel()
+    for delivery in held.deliveries:
         await delivery.ack()
-    await inbox.wait_for(6)
-    assert len(inbox.deliveries) == 6
+    await broker.publish([env(f"n{i}") for i in range(3)])
+    await held.wait_for(6)
+    assert sorted(held.ids[3:]) == ["n0", "n1", "n2"]
 
 
 async def test_a_requeued_message_comes_back_marked_redelivered(broker: Broker) -> None:

@@ -22,8 +22,9 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 from aio_pika.exceptions import ChannelClosed
 
-from jararaca.brokers.base import Broker, Consumer, Delivery, QueueSpec
-from jararaca.brokers.rabbitmq import RabbitMQBroker, RabbitMQConsumer, RabbitMQDelivery
+from jararaca.brokers.base import UNROUTED, Broker, Consumer, Delivery, QueueSpec
+from jararaca.brokers.rabbitmq import RabbitMQBroker
+from jararaca.brokers.rabbitmq_consume import RabbitMQConsumer, RabbitMQDelivery
 from jararaca.brokers.rabbitmq_topology import fallback_message_id, header_text
 from jararaca.errors import BrokerError, CredentialsError
 from jararaca.wire import DEAD_LETTER_REASON, Envelope
@@ -145,8 +146,12 @@ async def test_declare_is_idempotent(make_broker: BrokerFactory) -> None:
     await broker.declare([ORDERS, QueueSpec("handler.orders", ("orders.*",))])
     other = make_broker()
     await other.declare([ORDERS])
-    # The queue now has both bindings.
-    assert await broker.publish([envelope("a", "orders.created"), envelope("b", "orders.x")]) == []
+    # The queue now has both bindings: neither message goes to the unrouted queue.
+    inbox = Inbox()
+    await broker.consume(ORDERS, inbox)
+    await broker.publish([envelope("a", "orders.created"), envelope("b", "orders.x")])
+    await inbox.wait_for(2)
+    assert sorted(inbox.ids) == ["a", "b"]
 
 
 async def test_published_messages_are_persistent_json_with_id_and_timestamp(
@@ -157,7 +162,7 @@ async def test_published_messages_are_persistent_json_with_id_and_timestamp(
     broker = make_broker(clock=FixedClock(now))
     await broker.declare([ORDERS])
     sent = Envelope("m-1", "orders.created", b'{"sku":"A1"}', {"x-jararaca-attempt": "3"})
-    assert await broker.publish([sent]) == []
+    await broker.publish([sent])
     channel = await raw.channel()
     queue = await channel.get_queue(f"{broker.namespace}.handler.orders")
     message = await queue.get(timeout=WAIT)
@@ -212,10 +217,17 @@ async def test_prefetch_from_the_constructor_bounds_unsettled_deliveries(
     await broker.consume(ORDERS, inbox)
     await broker.publish([envelope(f"m{i}") for i in range(10)])
     await inbox.wait_for(4)
-    await asyncio.sleep(0.3)  # give RabbitMQ every chance to overdeliver before looking
+    # A second consumer (prefetch of its own) takes what the first may not: once it has the
+    # other six, the first holds exactly the constructor's prefetch.
+    rest = Inbox()
+    other = await broker.consume(ORDERS, rest, prefetch=10)
+    await rest.wait_for(6)
     assert len(inbox.deliveries) == 4
+    await other.cancel()
     await inbox.deliveries[0].ack()
+    await broker.publish([envelope("m10")])
     await inbox.wait_for(5)
+    assert inbox.ids[4] == "m10"
     for delivery in inbox.deliveries[1:]:
         await delivery.ack()
 
@@ -345,6 +357,8 @@ class TcpProxy:
         self._writers: list[asyncio.StreamWriter] = []
         self._server: asyncio.Server | None = None
         self._down = asyncio.Event()
+        self._refused = 0
+        self._refusal = asyncio.Event()
         self.port = 0
 
     async def start(self) -> None:
@@ -354,6 +368,8 @@ class TcpProxy:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._down.is_set():
             writer.transport.abort()  # RabbitMQ is "down": refuse the connection
+            self._refused += 1
+            self._refusal.set()
             return
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target)
         self._writers += [writer, up_writer]
@@ -382,6 +398,16 @@ class TcpProxy:
 
     def up(self) -> None:
         self._down.clear()
+
+    async def refused(self, count: int, timeout: float = WAIT) -> None:
+        """Wait until ``count`` connections were refused since the proxy started."""
+
+        async def reach() -> None:
+            while self._refused < count:
+                self._refusal.clear()
+                await self._refusal.wait()
+
+        await asyncio.wait_for(reach(), timeout)
 
     async def close(self) -> None:
         self.cut()
@@ -414,13 +440,13 @@ async def test_consumers_and_topology_come_back_after_the_connection_drops(
         # with an error the caller can retry on; it never hangs.
         with pytest.raises(BrokerError):
             await broker.publish([envelope("lost")])
-        await asyncio.sleep(0.5)  # a few failed reconnection attempts
+        await proxy.refused(3)  # a few failed reconnection attempts
         proxy.up()
         # RabbitMQ requeued the unacked m1; the restored consumer gets it again.
         await inbox.wait_for(2, timeout=30)
         first, again = inbox.deliveries[:2]
         assert (again.envelope.message_id, again.redelivered) == ("m1", True)
-        with caplog.at_level(logging.WARNING, logger="jararaca.brokers.rabbitmq"):
+        with caplog.at_level(logging.WARNING, logger="jararaca.brokers.rabbitmq_consume"):
             await first.ack()  # its channel died: logged, not raised
         assert "will deliver it again" in caplog.text
         await again.ack()
@@ -444,11 +470,93 @@ async def test_consumers_and_topology_come_back_after_the_connection_drops(
         await proxy.close()
 
 
-async def _publish_soon(broker: RabbitMQBroker, sent: Envelope) -> list[str]:
-    """Publish; a failure while the connection is still being restored counts as unroutable."""
+class Heard:
+    """A connection listener that records what it is told."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[bool, str]] = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, connected: bool, reason: str) -> None:
+        self.calls.append((connected, reason))
+        self.changed.set()
+
+    async def wait_for(self, count: int, timeout: float = WAIT) -> None:
+        async def reach() -> None:
+            while len(self.calls) < count:
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(reach(), timeout)
+
+
+async def test_connection_listeners_hear_of_the_loss_and_the_recovery_once(
+    make_broker: BrokerFactory,
+) -> None:
+    require_rabbitmq()
+    proxy = TcpProxy()
+    await proxy.start()
+    url = f"amqp://guest:guest@127.0.0.1:{proxy.port}/?reconnect_interval=0.1"
+    broker = make_broker(url, publish_timeout=1.0)
+
+    def faulty(connected: bool, reason: str) -> None:
+        raise RuntimeError("a listener that fails")
+
+    one, two = Heard(), Heard()
+    for listener in (faulty, one, two):
+        broker.add_connection_listener(listener)
+    try:
+        await broker.declare([ORDERS])
+        proxy.down()
+        # aio-pika reports a closed connection after each failed reconnection attempt too;
+        # the listeners hear of the loss once all the same.
+        await proxy.refused(3)
+        await one.wait_for(1)
+        proxy.up()
+        await one.wait_for(2, timeout=30)
+        await two.wait_for(2)
+        for heard in (one, two):
+            [(lost, reason), back] = heard.calls
+            assert not lost
+            assert reason.startswith("lost the connection to RabbitMQ at amqp://guest:***@")
+            assert back == (True, "")
+        # Back means usable: the restored channels publish and consume again.
+        inbox = Inbox()
+        await broker.consume(ORDERS, inbox)
+        await broker.publish([envelope("after")])
+        await inbox.wait_for(1)
+        await broker.close()
+        # close() waits for aio-pika's close callbacks: a deliberate close is no loss.
+        assert len(one.calls) == len(two.calls) == 2
+    finally:
+        await broker.close()
+        await proxy.close()
+
+
+async def test_a_message_no_queue_takes_fails_the_publish_until_the_unrouted_queue_is_back(
+    make_broker: BrokerFactory, raw: AbstractRobustConnection
+) -> None:
+    require_rabbitmq()
+    broker = make_broker()
+    await broker.declare([ORDERS])
+    channel = await raw.channel()
+    await channel.queue_delete(f"{broker.namespace}.{UNROUTED.name}")  # by hand, by mistake
+    # Returned by RabbitMQ (not even the unrouted queue took it): reported, not lost.
+    with pytest.raises(BrokerError, match="not even"):
+        await broker.publish([envelope("returned", "nobody.listens")])
+    # The failure declares the base topology again before the next publish.
+    await broker.publish([envelope("kept", "nobody.listens")])
+    unrouted = Inbox()
+    await broker.consume(UNROUTED, unrouted)
+    await unrouted.wait_for(1)
+    assert unrouted.ids == ["kept"]
+
+
+async def _publish_soon(broker: RabbitMQBroker, sent: Envelope) -> None:
+    """Publish; a failure while the connection is still being restored is no failure here:
+    the caller publishes again until a copy arrives."""
     with contextlib.suppress(BrokerError):
-        return await broker.publish([sent])
-    return [sent.message_id]
+        await broker.publish([sent])
 
 
 async def test_throughput(make_broker: BrokerFactory, capsys: pytest.CaptureFixture[str]) -> None:
@@ -469,7 +577,7 @@ async def test_throughput(make_broker: BrokerFactory, capsys: pytest.CaptureFixt
             done.set()
 
     started = time.perf_counter()
-    assert await broker.publish(envelopes) == []
+    await broker.publish(envelopes)
     published = time.perf_counter()
     await broker.consume(ORDERS, ack)
     await asyncio.wait_for(done.wait(), 120)

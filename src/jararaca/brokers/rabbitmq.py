@@ -1,12 +1,14 @@
 """RabbitMQ broker (``amqp://`` / ``amqps://``) over aio-pika's robust connection.
 
-- Publishing uses one confirm-mode channel. A batch goes out through a window of concurrent
-  publishes whose confirms are awaited together (awaiting each confirm before sending the next
-  message would cap us at one round trip per message). Messages are ``mandatory``: RabbitMQ
-  returns the ones no queue is bound to, and we report their ids.
-- Each consumer has its own channel (so its prefetch is its own) and acks manually.
-- The robust connection reconnects after a RabbitMQ restart and re-opens every channel, which
-  re-declares the topology (:mod:`jararaca.brokers.rabbitmq_topology`) and re-starts consumers.
+The broker is split by role; this module connects, closes, declares and tells listeners when
+the connection is lost and back. The rest is in:
+
+- :mod:`jararaca.brokers.rabbitmq_publish`: confirmed publishing on one channel;
+- :mod:`jararaca.brokers.rabbitmq_consume`: consumers (a channel each) and their deliveries;
+- :mod:`jararaca.brokers.rabbitmq_topology`: names, declarations, envelope <-> AMQP mapping.
+
+The robust connection reconnects after a RabbitMQ restart and re-opens every channel, which
+re-declares the topology and re-starts consumers.
 """
 
 from __future__ import annotations
@@ -14,31 +16,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
-from typing import cast
+from collections.abc import Sequence
+from typing import TypeVar
 from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
 import aio_pika
 import aiormq
-from aio_pika.abc import (
-    AbstractIncomingMessage,
-    AbstractRobustChannel,
-    AbstractRobustConnection,
-    AbstractRobustQueue,
-)
-from aiormq import spec
-from aiormq.abc import DeliveredMessage
-from aiormq.exceptions import DeliveryError
+from aio_pika.abc import AbstractRobustConnection
 
-from jararaca.brokers.base import DEFAULT_PREFETCH, DeliveryCallback, QueueSpec
+from jararaca.brokers.base import (
+    DEFAULT_PREFETCH,
+    ConnectionListener,
+    DeliveryCallback,
+    QueueSpec,
+)
+from jararaca.brokers.rabbitmq_consume import RabbitMQConsumer, start_consumer
+from jararaca.brokers.rabbitmq_publish import ConfirmedPublisher
 from jararaca.brokers.rabbitmq_topology import (
     AMQP_FAILURES,
     DEAD_LETTER_QUEUE,
     Topology,
     TopologyNames,
-    envelope_from_message,
-    message_properties,
 )
 from jararaca.clock import Clock, SystemClock
 from jararaca.errors import BrokerError, CredentialsError
@@ -47,11 +45,8 @@ from jararaca.wire import Envelope
 
 log = logging.getLogger(__name__)
 
-# Publishes of one batch in flight at once (sent, confirm pending). Large enough to keep the
-# connection busy; bounded so a huge batch is not one task and one buffered frame per message.
-PUBLISH_WINDOW = 512
-# Seconds a cleanup step (cancel a consumer, close its channel) may take before we give up.
-CLEANUP_TIMEOUT = 5.0
+_T = TypeVar("_T")
+
 _OWN_QUERY = frozenset({"exchange", "prefetch_count"})
 DEFAULT_RECONNECT_INTERVAL = 1.0
 # Refused or unreachable (a socket error is an OSError).
@@ -96,10 +91,14 @@ class RabbitMQBroker:
         self._connect_timeout = connect_timeout
         self._publish_timeout = publish_timeout
         self._connection: AbstractRobustConnection | None = None
-        self._publisher: AbstractRobustChannel | None = None
+        self._publisher: ConfirmedPublisher | None = None
         self._topology: Topology | None = None
         self._consumers: set[RabbitMQConsumer] = set()
         self._connect_lock = asyncio.Lock()
+        self._listeners: list[ConnectionListener] = []
+        # What the listeners were last told; aio-pika reports a loss once per failed
+        # reconnection attempt, the listeners hear of it once.
+        self._told_connected = True
 
     async def connect(self) -> None:
         async with self._connect_lock:
@@ -125,8 +124,8 @@ class RabbitMQBroker:
                 ) from None
             try:
                 # publisher confirms are aio-pika's default; returns resolve the publish
-                # (instead of raising) so one unroutable message does not hide the others.
-                publisher = await connection.channel(on_return_raises=False)
+                # (instead of raising) so one returned message does not hide the others.
+                publish_channel = await connection.channel(on_return_raises=False)
                 topology = Topology(self._names, await connection.channel())
             except AMQP_FAILURES as exc:
                 await connection.close()
@@ -134,9 +133,21 @@ class RabbitMQBroker:
                     f"connected to RabbitMQ at {where} but could not open a channel: "
                     f"{self._describe(exc)}"
                 ) from None
-            self._connection, self._publisher, self._topology = connection, publisher, topology
+            self._connection, self._topology = connection, topology
+            self._publisher = ConfirmedPublisher(
+                connection,
+                publish_channel,
+                topology,
+                clock=self._clock,
+                timeout=self._publish_timeout,
+                where=where,
+            )
+            self._told_connected = True
+            self._watch(connection)
 
     async def close(self) -> None:
+        # Forgotten before it is closed: the close callbacks see a connection that is no
+        # longer ours and do not take the deliberate close for a lost connection.
         connection, self._connection = self._connection, None
         self._publisher = self._topology = None
         consumers, self._consumers = self._consumers, set()
@@ -148,34 +159,17 @@ class RabbitMQBroker:
 
     async def declare(self, queues: Sequence[QueueSpec]) -> None:
         await self._ready_topology()
-        await self._require_topology().declare(queues)
+        await self._require(self._topology).declare(queues)
 
-    async def publish(self, envelopes: Sequence[Envelope]) -> list[str]:
-        if not envelopes:
-            return []
-        outcomes = await self._send_all(self._names.exchange, envelopes)
-        unroutable: list[str] = []
-        failures: list[tuple[Envelope, object]] = []
-        for envelope, outcome in zip(envelopes, outcomes, strict=True):
-            if isinstance(outcome, DeliveredMessage):
-                unroutable.append(envelope.message_id)
-            elif not isinstance(outcome, spec.Basic.Ack):
-                failures.append((envelope, outcome))
-        if failures:
-            self._redeclare_base_next_time()
-            raise self._publish_failed(failures, len(envelopes))
-        return unroutable
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        if envelopes:
+            await (await self._ready_publisher()).publish(envelopes)
+
+    def add_connection_listener(self, listener: ConnectionListener) -> None:
+        self._listeners.append(listener)
 
     async def dead_letter(self, envelope: Envelope, reason: str) -> None:
-        [outcome] = await self._send_all(self._names.dead_letter_exchange, [envelope], reason)
-        if isinstance(outcome, DeliveredMessage):
-            raise BrokerError(
-                f"RabbitMQ could not route message {envelope.message_id} to the dead-letter "
-                f"queue {self._names.dead_letter_queue}: was it deleted? declare() recreates it"
-            )
-        if not isinstance(outcome, spec.Basic.Ack):
-            self._redeclare_base_next_time()
-            raise self._publish_failed([(envelope, outcome)], 1)
+        await (await self._ready_publisher()).dead_letter(envelope, reason)
 
     async def consume(
         self, queue: QueueSpec, callback: DeliveryCallback, *, prefetch: int | None = None
@@ -183,38 +177,15 @@ class RabbitMQBroker:
         topology = await self._ready_topology()
         if not queue.broadcast and not self._names.is_dead_letter(queue):
             await topology.declare([queue])
-        connection = self._require_connection()
-        names = self._names
-        try:
-            # Consumer channels only ack, so they need no publisher confirms.
-            channel = await connection.channel(publisher_confirms=False)
-        except AMQP_FAILURES as exc:
-            raise BrokerError(f"could not open a channel on RabbitMQ: {exc!r}") from None
-        try:
-            await channel.set_qos(prefetch_count=prefetch or self.prefetch)
-            # Declared again on the consumer's own channel (same arguments, so idempotent):
-            # aio-pika restores a channel's queues before its consumers after a reconnection.
-            amqp_queue: AbstractRobustQueue
-            if queue.broadcast:
-                amqp_queue = await channel.declare_queue(
-                    names.broadcast_queue(queue),
-                    exclusive=True,
-                    auto_delete=True,
-                    arguments=names.queue_arguments(),
-                )
-                for key in queue.routing_keys:
-                    await amqp_queue.bind(names.exchange, key)
-            elif names.is_dead_letter(queue):
-                amqp_queue = await channel.declare_queue(names.dead_letter_queue, durable=True)
-            else:
-                amqp_queue = await channel.declare_queue(
-                    names.queue(queue), durable=True, arguments=names.queue_arguments()
-                )
-            consumer = RabbitMQConsumer(self, channel, amqp_queue, callback)
-            await consumer.start()
-        except AMQP_FAILURES as exc:
-            await _quietly(channel.close())
-            raise BrokerError(f"could not consume {queue} on RabbitMQ: {exc!r}") from None
+        consumer = await start_consumer(
+            self._require(self._connection),
+            self._names,
+            queue,
+            callback,
+            prefetch=prefetch or self.prefetch,
+            dead_letter=self.dead_letter,
+            on_cancel=self._discard,
+        )
         self._consumers.add(consumer)
         return consumer
 
@@ -227,18 +198,44 @@ class RabbitMQBroker:
         await self.connect()
         for consumer in list(self._consumers):
             await consumer.cancel()
-        await self._require_topology().delete()
+        await self._require(self._topology).delete()
 
     # -- internals ---------------------------------------------------------------------------
 
-    def discard(self, consumer: RabbitMQConsumer) -> None:
+    def _discard(self, consumer: RabbitMQConsumer) -> None:
         self._consumers.discard(consumer)
 
-    def _redeclare_base_next_time(self) -> None:
-        # The failure may be RabbitMQ closing the channel because the exchange is gone
-        # (deleted by hand): declaring it again before the next publish heals that.
-        if self._topology is not None:
-            self._topology.base_ready = False
+    def _watch(self, connection: AbstractRobustConnection) -> None:
+        """Tell the listeners when ``connection`` is lost and when it is back."""
+
+        def lost(_sender: object, exc: BaseException | None = None) -> None:
+            # Also called after every failed reconnection attempt, and by close(): only a
+            # loss of the current connection counts, and _tell drops the repeats.
+            if connection is self._connection:
+                self._tell(
+                    False,
+                    f"lost the connection to RabbitMQ at {redact(self._url)}: "
+                    f"{self._describe(exc) if exc is not None else 'closed'}",
+                )
+
+        def restored(_sender: object) -> None:
+            # Called once the channels (topology, publisher, consumers) are restored too.
+            if connection is self._connection:
+                self._tell(True, "")
+
+        connection.close_callbacks.add(lost)
+        connection.reconnect_callbacks.add(restored)
+
+    def _tell(self, connected: bool, reason: str) -> None:
+        if connected == self._told_connected:
+            return
+        self._told_connected = connected
+        for listener in list(self._listeners):
+            try:
+                listener(connected, reason)
+            except Exception:
+                # One faulty listener must neither silence the others nor reach aio-pika.
+                log.exception("a RabbitMQ connection listener failed")
 
     def _connection_name(self) -> str:
         # Shown in RabbitMQ's management UI, so an operator can tell whose connection it is.
@@ -251,244 +248,24 @@ class RabbitMQBroker:
             text = text.replace(secret, "***")
         return text
 
-    def _require_connection(self) -> AbstractRobustConnection:
-        if self._connection is None:
+    @staticmethod
+    def _require(part: _T | None) -> _T:
+        if part is None:
             raise BrokerError("the RabbitMQ broker is closed: call connect() first")
-        return self._connection
-
-    def _require_topology(self) -> Topology:
-        if self._topology is None:
-            raise BrokerError("the RabbitMQ broker is closed: call connect() first")
-        return self._topology
+        return part
 
     async def _ready_topology(self) -> Topology:
         """Connected, with the exchange and dead-letter queue declared (once per connection:
         publishing to an undeclared exchange would close the channel)."""
         if self._connection is None:
             await self.connect()
-        topology = self._require_topology()
+        topology = self._require(self._topology)
         if not topology.base_ready:
             await topology.declare_base()
         return topology
 
-    async def _send_all(
-        self, exchange: str, envelopes: Sequence[Envelope], reason: str | None = None
-    ) -> list[object]:
-        """Publish every envelope and wait for all the confirms. One outcome per envelope:
-        ``Basic.Ack`` (confirmed), a ``DeliveredMessage`` (returned: no queue bound), an
-        exception (nack, channel or connection lost), or ``None`` (not sent after a failure)."""
-        channel = await self._publish_channel()
-        timestamp = self._clock.now()
-        outcomes: list[object] = [None] * len(envelopes)
-        pending = iter(enumerate(envelopes))
-        stop = False
-
-        async def sender() -> None:
-            nonlocal stop
-            # The senders share one iterator: each takes the next envelope once its previous
-            # one is confirmed, so at most PUBLISH_WINDOW are in flight.
-            for index, envelope in pending:
-                if stop:
-                    return
-                try:
-                    # aiormq's channel directly: aio-pika's Message/Exchange layer adds ~25%
-                    # CPU per message on this hot path and nothing we need.
-                    outcomes[index] = await channel.basic_publish(
-                        envelope.body,
-                        exchange=exchange,
-                        routing_key=envelope.routing_key,
-                        properties=message_properties(envelope, timestamp, reason),
-                        mandatory=True,
-                        # Wait for the broker's confirm only, not for the socket to drain
-                        # after each frame: the confirm implies it.
-                        wait=False,
-                        timeout=self._publish_timeout,
-                    )
-                except Exception as exc:
-                    # Recorded, not raised, so every sender finishes before we report; after
-                    # a failure (channel or connection gone) the rest would fail as well.
-                    outcomes[index] = exc
-                    stop = True
-
-        await asyncio.gather(*(sender() for _ in range(min(PUBLISH_WINDOW, len(envelopes)))))
-        return outcomes
-
-    async def _publish_channel(self) -> aiormq.Channel:
-        try:
-            async with asyncio.timeout(self._publish_timeout):
-                await self._ready_topology()
-                if self._publisher is None:
-                    raise BrokerError("the RabbitMQ broker is closed: call connect() first")
-                connected = getattr(self._connection, "connected", None)
-                if isinstance(connected, asyncio.Event) and not connected.is_set():
-                    # Reconnecting: fail now so the caller backs off and keeps what it has,
-                    # rather than blocking its loop for the whole publish timeout.
-                    raise TimeoutError
-                # Waits while the robust connection or this channel is being restored (the
-                # channel re-opens by itself after RabbitMQ closed it on an error).
-                await self._publisher.ready()
-                channel = await self._publisher.get_underlay_channel()
-                # aiormq's abstract channel does not declare basic_publish's ``wait``.
-                return cast(aiormq.Channel, channel)
-        except TimeoutError:
-            raise BrokerError(
-                f"RabbitMQ at {redact(self._url)} has been unreachable for "
-                f"{self._publish_timeout:g}s (reconnecting); nothing was published"
-            ) from None
-        except AMQP_FAILURES as exc:
-            raise BrokerError(f"cannot publish to RabbitMQ: {exc!r}") from None
-
-    @staticmethod
-    def _publish_failed(failures: Sequence[tuple[Envelope, object]], total: int) -> BrokerError:
-        envelope, outcome = failures[0]
-        if isinstance(outcome, DeliveryError):
-            cause = "RabbitMQ refused it (nack)"
-        elif outcome is None:
-            cause = "not sent after an earlier failure"
-        else:
-            cause = repr(outcome)
-        return BrokerError(
-            f"RabbitMQ did not confirm {len(failures)} of {total} message(s) (first: "
-            f"{envelope.message_id}: {cause}). They may or may not have been delivered: "
-            "publish them again (consumers see message ids, so they can drop duplicates)"
-        )
-
-
-class RabbitMQConsumer:
-    """One consumer on its own channel. After :meth:`cancel` the channel stays open until
-    every delivery already handed out is settled (closing it would requeue them)."""
-
-    def __init__(
-        self,
-        broker: RabbitMQBroker,
-        channel: AbstractRobustChannel,
-        queue: AbstractRobustQueue,
-        callback: DeliveryCallback,
-    ) -> None:
-        self.broker = broker
-        self._channel = channel
-        self._queue = queue
-        self._callback = callback
-        self._tag: str | None = None
-        self._unsettled = 0
-        self._cancelled = False
-        self._closed = False
-
-    async def start(self) -> None:
-        self._tag = await self._queue.consume(self._on_message, no_ack=False)
-
-    async def cancel(self) -> None:
-        if self._cancelled:
-            return
-        self._cancelled = True
-        self.broker.discard(self)
-        if self._tag is not None:
-            await _quietly(self._queue.cancel(self._tag))
-        if self._unsettled == 0:
-            await self._close_channel()
-
-    def forget(self) -> None:
-        """The broker closed the connection (and with it this channel)."""
-        self._cancelled = self._closed = True
-
-    async def settled(self) -> None:
-        self._unsettled -= 1
-        if self._cancelled and self._unsettled == 0:
-            await self._close_channel()
-
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        if self._cancelled:
-            # Sent by RabbitMQ before it processed our cancel: the caller wants no more.
-            await _quietly(message.nack(requeue=True))
-            return
-        self._unsettled += 1
-        delivery = RabbitMQDelivery(self, message, envelope_from_message(message))
-        try:
-            await self._callback(delivery)
-        except Exception:
-            log.exception(
-                "the callback consuming %s failed on message %s; the message stays unsettled "
-                "until it is settled or this consumer's channel closes",
-                self._queue.name,
-                delivery.envelope.message_id,
-            )
-
-    async def _close_channel(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await _quietly(self._channel.close())
-
-
-class RabbitMQDelivery:
-    __slots__ = ("_consumer", "_envelope", "_message", "_settled")
-
-    def __init__(
-        self, consumer: RabbitMQConsumer, message: AbstractIncomingMessage, envelope: Envelope
-    ) -> None:
-        self._consumer = consumer
-        self._message = message
-        self._envelope = envelope
-        self._settled = False
-
-    @property
-    def envelope(self) -> Envelope:
-        return self._envelope
-
-    @property
-    def redelivered(self) -> bool:
-        return bool(self._message.redelivered)
-
-    async def ack(self) -> None:
-        self._claim()
-        await self._send("ack", self._message.ack)
-
-    async def requeue(self) -> None:
-        self._claim()
-        await self._send("requeue", partial(self._message.nack, requeue=True))
-
-    async def dead_letter(self, reason: str) -> None:
-        """RabbitMQ's own dead-lettering (reject without requeue) cannot add a header, and the
-        reason must travel with the message. So a copy with the reason goes to the dead-letter
-        exchange first (confirmed), and only then is the original acked: a crash in between
-        leaves the original unacked, to be delivered again, so nothing is lost (at worst the
-        dead-letter queue gets it twice). If the copy cannot be published the original is
-        requeued and :class:`BrokerError` is raised."""
-        self._claim()
-        try:
-            await self._consumer.broker.dead_letter(self._envelope, reason)
-        except BrokerError:
-            await self._send("requeue", partial(self._message.nack, requeue=True))
-            raise
-        await self._send("ack", self._message.ack)
-
-    def _claim(self) -> None:
-        if self._settled:
-            raise BrokerError(f"message {self._envelope.message_id} was already settled")
-        self._settled = True
-
-    async def _send(self, action: str, operation: Callable[[], Awaitable[None]]) -> None:
-        try:
-            await operation()
-        except AMQP_FAILURES as exc:
-            # The channel the message came on is gone (connection lost, RabbitMQ restarted):
-            # RabbitMQ already took the message back and will deliver it again, so there is
-            # nothing left to settle and the caller must not fail because of it.
-            log.warning(
-                "could not %s message %s (%r): its channel closed; RabbitMQ will deliver it again",
-                action,
-                self._envelope.message_id,
-                exc,
-            )
-        finally:
-            await self._consumer.settled()
-
-
-async def _quietly(operation: Awaitable[object], timeout: float = CLEANUP_TIMEOUT) -> None:
-    """Best effort for cleanup: a closed channel or connection has nothing left to clean, and
-    a robust channel would otherwise wait for a reconnection before cancelling a consumer."""
-    try:
-        async with asyncio.timeout(timeout):
-            await operation
-    except AMQP_FAILURES as exc:
-        log.debug("ignored while cleaning up: %r", exc)
+    async def _ready_publisher(self) -> ConfirmedPublisher:
+        # The publisher declares the base topology itself, within its publish timeout.
+        if self._publisher is None:
+            await self.connect()
+        return self._require(self._publisher)

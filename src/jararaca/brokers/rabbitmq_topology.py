@@ -1,6 +1,7 @@
 """How a jararaca app looks on RabbitMQ: what it declares, under which names, and how an
 :class:`~jararaca.wire.Envelope` maps to AMQP properties and back (what operators and other
-services see; the broker's I/O lives in :mod:`jararaca.brokers.rabbitmq`).
+services see; the broker's I/O lives in :mod:`jararaca.brokers.rabbitmq` and its
+``rabbitmq_publish`` and ``rabbitmq_consume`` modules).
 
 For an app whose namespace (``exchange=`` of the broker URL) is ``shop``:
 
