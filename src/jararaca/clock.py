@@ -1,4 +1,9 @@
-"""The only module that reads the wall clock; everything else is given a :class:`Clock`."""
+"""The wall clock in one place: code that needs *instants* (what is due, leases, headers) is
+given a :class:`Clock`, so tests substitute a fake one.
+
+Durations that never become instants (backoff between retries in ``outage.py`` and
+``engines.py``, drain deadlines in ``lifecycle.py``) use the monotonic clock directly: a
+fake wall clock must not stretch or shrink them."""
 
 from __future__ import annotations
 
