@@ -1,9 +1,7 @@
 """Cron expressions evaluated in a time zone: a pure, thin wrapper over ``cronsim``.
 
-Syntax (guarantee 8): 5 fields, or 6 with seconds first; ``@yearly @annually @monthly @weekly
-@daily @midnight @hourly``; lists, ranges, steps, month and weekday names; ``L`` and ``LW`` in
-day-of-month; ``nL`` (last weekday n of the month) and ``n#k`` (k-th weekday n) in day-of-week.
-Day-of-month and day-of-week are OR-ed unless one of them starts with ``*`` (Vixie cron).
+Syntax (guarantee 8) is checked and normalised in ``jararaca.cron_syntax``. Day-of-month and
+day-of-week are OR-ed unless one of them starts with ``*`` (Vixie cron; cronsim does this).
 
 Time zones follow Debian cron. A *fixed-time* expression (neither minute nor hour starts with
 ``*``) fires once per matching wall time: a slot in a spring-forward gap at the transition, a
@@ -18,62 +16,28 @@ and its real-time walk misses slots next to half-hour transitions (Australia/Lor
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
+from cronsim import CronSim
 
+from jararaca.cron_syntax import parse_expression
 from jararaca.errors import CronError
 
 __all__ = ["Cron", "resolve_timezone"]
 
 _TIMEZONE_ENV = "JARARACA_DEFAULT_TIMEZONE"
 
-_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-_FIELDS = ("second", "minute", "hour", "day-of-month", "month", "day-of-week")
-_ALLOWED = {
-    "second": "0-59",
-    "minute": "0-59",
-    "hour": "0-23",
-    "day-of-month": "1-31, L, LW",
-    "month": "1-12, JAN-DEC",
-    "day-of-week": "0-7 (0 and 7 are Sunday), SUN-SAT, nL, n#k",
-}
-_COUNT_HINT = "expected 5 fields (or 6 with seconds first)"
 # Zones known to have one fixed offset, where a wall time maps to an instant by subtraction.
 # Anything else takes the general path, which looks the offsets up for each slot.
 _FIXED_ZONE_KEY = re.compile(
     r"(Etc/)?(UTC|UCT|Universal|Zulu|Greenwich|GMT([+-]?\d{1,2})?)", re.IGNORECASE
 )
-_SINGLE_VALUE_RANGE_STEP = re.compile(r"(?<![^,])([0-9A-Za-z]+)-([0-9A-Za-z]+)/([0-9]+)(?![^,])")
-_DAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
-_MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _SECOND = timedelta(seconds=1)
-_PROBE_START = datetime(2000, 1, 1)
-
-# Building a CronSim parses the expression again (about half the cost of a next_after call), so
-# each Cron keeps one parsed instance and clones its state per call. The clone writes the same
-# per-start attributes CronSim.__init__ does; if cronsim's layout ever changes we fall back to
-# building a fresh CronSim.
-_CRONSIM_STATE = frozenset(
-    {"skip_initial_tick", "dt", "tick_direction", "parts", "day_and", "seconds", "minutes"}
-    | {"hours", "days", "months", "weekdays", "fixup_tz"}
-)
-_CAN_CLONE = set(vars(CronSim("* * * * *", _PROBE_START))) == _CRONSIM_STATE
 
 
 def resolve_timezone(tz: str | tzinfo | None) -> tzinfo:
@@ -104,11 +68,10 @@ class Cron:
     """A validated cron expression in a time zone; fires are returned as aware UTC datetimes."""
 
     __slots__ = (
+        "_cronsim_text",
         "_expr",
         "_fixed_offset",
         "_has_seconds",
-        "_normalized",
-        "_state",
         "_tz",
         "_tz_key",
         "_wall_clock",
@@ -118,13 +81,8 @@ class Cron:
         if not isinstance(expr, str):
             raise CronError(f"a cron expression must be a string, got {type(expr).__name__}")
         self._expr = expr.strip()
-        normalized = _normalize(self._expr)
-        parts = normalized.split()
+        parts, self._cronsim_text = parse_expression(self._expr)
         self._has_seconds = len(parts) == 6
-        self._normalized = _cronsim_text(parts)
-        # Shared, read-only: apps repeat a few expressions over many actions, and parsing
-        # (with its probe) dominated start-up at 100,000 actions.
-        self._state: dict[str, Any] = _parsed_state(self._expr, normalized, self._normalized)
         self._tz = resolve_timezone(tz)
         self._tz_key = _tz_key(self._tz)
         self._fixed_offset = _fixed_offset(self._tz)
@@ -245,16 +203,9 @@ class Cron:
             return
 
     def _sim(self, start: datetime, *, reverse: bool) -> CronSim:
-        if not _CAN_CLONE:
-            return CronSim(self._normalized, start, reverse=reverse)
-        sim: CronSim = object.__new__(CronSim)
-        vars(sim).update(self._state)
-        # The per-start part of CronSim.__init__; fixup_tz stays None as we only pass naive
-        # wall times.
-        sim.skip_initial_tick = reverse and start.microsecond != 0
-        sim.dt = start.replace(microsecond=0)
-        sim.tick_direction = -1 if reverse else 1
-        return sim
+        # Callers pass naive wall times, so cronsim applies none of its own zone rules (see the
+        # module docstring for why); _readings maps each slot to the instants it fires at.
+        return CronSim(self._cronsim_text, start, reverse=reverse)
 
     def _readings(self, slot: datetime) -> tuple[datetime, ...]:
         """The instants, in UTC, a slot at local wall time ``slot`` fires at (Debian rules)."""
@@ -331,131 +282,3 @@ def _fixed_offset(tz: tzinfo) -> timedelta | None:
     if isinstance(tz, ZoneInfo) and tz.key and _FIXED_ZONE_KEY.fullmatch(tz.key):
         return offset
     return None
-
-
-def _normalize(expr: str) -> str:
-    """The 5- or 6-field text cronsim gets: macros expanded, field count checked."""
-    if expr.startswith("@"):
-        fields = _MACROS.get(expr.lower())
-        if fields is None:
-            names = ", ".join(_MACROS)
-            raise CronError(f"invalid cron expression {expr!r}: unknown macro (use one of {names})")
-        return fields
-    parts = expr.split()
-    if len(parts) not in (5, 6):
-        if not parts:
-            raise CronError(f"invalid cron expression {expr!r}: it is empty; {_COUNT_HINT}")
-        raise CronError(f"invalid cron expression {expr!r}: {_COUNT_HINT}, got {len(parts)}")
-    return " ".join(parts)
-
-
-def _cronsim_text(parts: list[str]) -> str:
-    """The fields as cronsim should get them: single-value ranges with a step made plain."""
-    return " ".join(_SINGLE_VALUE_RANGE_STEP.sub(_drop_step, field) for field in parts)
-
-
-def _drop_step(match: re.Match[str]) -> str:
-    # cronsim reads "a-a/s" as "a/s" (every s-th value from a to the field's end); in Vixie
-    # cron it is just a. Only a valid step is dropped, so "a-a/0" is still rejected.
-    first, last, step = match.groups()
-    if int(step) > 0 and _token_value(first) == _token_value(last) is not None:
-        return f"{first}-{last}"
-    return match[0]
-
-
-def _token_value(token: str) -> int | None:
-    upper = token.upper()
-    if upper.isdigit():
-        return int(upper)
-    if upper in _DAY_NAMES:
-        return _DAY_NAMES.index(upper)
-    if upper in _MONTH_NAMES:
-        return _MONTH_NAMES.index(upper) + 1
-    return None
-
-
-@functools.lru_cache(maxsize=4096)
-def _parsed_state(expr: str, normalized: str, cronsim_text: str) -> dict[str, Any]:
-    """cronsim's parsed fields for an expression; never mutated by the callers (``_sim``
-    copies them into each new iterator)."""
-    return dict(vars(_parse(expr, normalized, cronsim_text)))
-
-
-def _parse(expr: str, normalized: str, cronsim_text: str) -> CronSim:
-    """Parse once with cronsim, then reject what cronsim accepts but guarantee 8 does not."""
-    try:
-        sim = CronSim(cronsim_text, _PROBE_START)
-    except CronSimError as exc:
-        raise CronError(_explain(expr, normalized, str(exc))) from None
-    except Exception as exc:  # cronsim should only raise CronSimError; be TypeError-free anyway
-        raise CronError(_explain(expr, normalized, repr(exc))) from None
-    fields = _fields(normalized)
-    for term in fields[3].upper().split(","):
-        if term.startswith("L") and "/" in term:
-            # cronsim drops the step after L/LW silently; guarantee 8 says reject, never ignore.
-            raise CronError(_bad_field(expr, 3, fields[3], "a step cannot follow L or LW"))
-    # cronsim catches a day no listed month has, but not e.g. LW AND-ed with weekends only
-    # ('* * LW * */6'). Only the date fields can starve a cron, and a date that fires at all
-    # recurs within cronsim's 50-year search, so one probe tells.
-    try:
-        next(sim)
-    except StopIteration:
-        raise CronError(
-            f"invalid cron expression {expr!r}: it never fires (no date matches day-of-month "
-            f"{fields[3]!r}, month {fields[4]!r} and day-of-week {fields[5]!r} together)"
-        ) from None
-    return sim
-
-
-def _fields(normalized: str) -> list[str]:
-    """The six fields, with the 5-field form's implicit second '0' (cronsim's own layout)."""
-    parts = normalized.split()
-    return parts if len(parts) == 6 else ["0", *parts]
-
-
-def _explain(expr: str, normalized: str, message: str) -> str:
-    """One line naming the expression and the bad field, from cronsim's "Bad <field>"."""
-    fields = _fields(normalized)
-    name = message.removeprefix("Bad ")
-    index = _FIELDS.index(name) if name in _FIELDS else _find_bad_field(fields)
-    if index is None:
-        return f"invalid cron expression {expr!r}: {message}"
-    if index == 3 and _parses(["0", "0", "0", fields[3], "*", "*"]):
-        # The day is fine alone: cronsim found no month in the month field long enough for it.
-        return _bad_field(
-            expr, 3, fields[3], f"no month in the month field {fields[4]!r} has that day"
-        )
-    return _bad_field(expr, index, fields[index], _hint(index, fields[index]))
-
-
-def _find_bad_field(fields: list[str]) -> int | None:
-    """The first field that fails on its own, every other field set to '*'."""
-    for index, text in enumerate(fields):
-        alone = ["*"] * 6
-        alone[index] = text
-        if not _parses(alone):
-            return index
-    return None
-
-
-def _parses(fields: list[str]) -> bool:
-    try:
-        CronSim(" ".join(fields), _PROBE_START)
-    except Exception:
-        return False
-    return True
-
-
-def _hint(index: int, text: str) -> str:
-    upper = text.upper()
-    if "?" in upper:
-        return "'?' is Quartz syntax, not cron: use '*'"
-    if re.search(r"(^|[,/-])H", upper):
-        return "'H' (hashed values) is not supported: give the values"
-    if index == 3 and re.search(r"\dW", upper):
-        return "'W' is supported only as 'LW' (last weekday of the month)"
-    return f"allowed: {_ALLOWED[_FIELDS[index]]}, with lists, ranges and steps"
-
-
-def _bad_field(expr: str, index: int, text: str, why: str) -> str:
-    return f"invalid cron expression {expr!r}: bad {_FIELDS[index]} field {text!r} ({why})"
