@@ -23,7 +23,8 @@ class Profile:
     cron_seconds: float
     burst_sizes: tuple[int, ...]
     burst_repeats_large: int  # repeats of the largest burst
-    schedule_counts: tuple[int, ...]
+    schedule_counts: tuple[int, ...]  # apps whose actions share crons (about 76 per cron)
+    distinct_cron_counts: tuple[int, ...]  # apps whose actions all have crons of their own
     shared_slot_actions: int
     idle_seconds: float
     throughput_messages: int
@@ -39,6 +40,7 @@ FULL = Profile(
     burst_sizes=(10_000, 100_000),
     burst_repeats_large=1,
     schedule_counts=(10_000, 100_000),
+    distinct_cron_counts=(100_000,),
     shared_slot_actions=10_000,
     idle_seconds=60.0,
     throughput_messages=20_000,
@@ -54,6 +56,7 @@ QUICK = Profile(
     burst_sizes=(2_000,),
     burst_repeats_large=1,
     schedule_counts=(1_000, 10_000),
+    distinct_cron_counts=(5_000,),
     shared_slot_actions=500,
     idle_seconds=5.0,
     throughput_messages=3_000,

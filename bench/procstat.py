@@ -119,7 +119,10 @@ def wait_quiet(
     pid: int, *, below_pct: float = 10.0, step: float = 0.5, limit: float = 300
 ) -> float:
     """Wait until the process used under ``below_pct`` of a core over ``step`` seconds (it
-    finished its start-up work); return that instant (time.time())."""
+    finished its start-up work); return that instant (time.time()). Raise BenchError when it
+    did not within ``limit`` seconds: the figure could not be measured."""
+    from bench.procs import BenchError
+
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         window = CpuWindow(pid)
@@ -127,4 +130,4 @@ def wait_quiet(
         time.sleep(step)
         if window.stop() < below_pct:
             return time.time()
-    return time.time()
+    raise BenchError(f"process {pid} still used >= {below_pct}% of a core after {limit:.0f} s")

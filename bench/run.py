@@ -5,15 +5,17 @@
     ./scripts/bench --only cron-precision --only ceiling
     ./scripts/bench --markdown bench/results/<file>.json   # a saved run as Markdown
 
-Figures go to bench/results/<UTC timestamp>.json. A scenario that fails is reported and the
-others still run; the exit code is non-zero only then (timing never fails a run).
+Figures go to bench/results/<UTC timestamp>.json. The exit code is 1 when anything was lost,
+doubled or missed, a benchmark process failed, or a figure could not be measured (see
+bench.verdict); each such problem is printed with its scenario, section and figure. Timing
+targets that are not met are shown in the table and do not change the exit code. The ceiling
+scenario runs whenever a scenario with a target relative to it does.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 import traceback
@@ -23,105 +25,129 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import sysinfo, table, targets
+from bench import table
 from bench.config import FULL, QUICK, RESULTS_DIR, Profile
-from bench.procstat import load_average
-from bench.results import Section, save
-from bench.scenarios import (
-    ceiling,
-    cron_precision,
-    delayed_burst,
-    embedded,
-    many_schedules,
-    worker_throughput,
-)
+from bench.results import Section, from_json, save
+from bench.targets import CEILING_SCENARIO, TARGETS
+from bench.verdict import judge, section_problems
 
-SCENARIOS: dict[str, Callable[[Profile], list[Section]]] = {
-    "ceiling": ceiling.run,
-    "cron-precision": cron_precision.run,
-    "delayed-burst": delayed_burst.run,
-    "many-schedules": many_schedules.run,
-    "worker-throughput": worker_throughput.run,
-    "embedded": embedded.run,
-}
+Scenario = Callable[[Profile], list[Section]]
+
+
+def scenarios() -> dict[str, Scenario]:
+    """The scenarios in the order they run (the ceiling first: others are compared with it).
+    Imported here so that ``--markdown`` needs neither the servers' clients nor jararaca."""
+    from bench.scenarios import (
+        ceiling,
+        cron_precision,
+        delayed_burst,
+        embedded,
+        many_schedules,
+        worker_throughput,
+    )
+
+    return {
+        CEILING_SCENARIO: ceiling.run,
+        "cron-precision": cron_precision.run,
+        "delayed-burst": delayed_burst.run,
+        "many-schedules": many_schedules.run,
+        "worker-throughput": worker_throughput.run,
+        "embedded": embedded.run,
+    }
+
+
+NAMES = (
+    CEILING_SCENARIO,
+    "cron-precision",
+    "delayed-burst",
+    "many-schedules",
+    "worker-throughput",
+    "embedded",
+)
+NEEDS_CEILING = frozenset(t.scenario for t in TARGETS if t.of_ceiling)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run (< 2 minutes)")
     parser.add_argument(
-        "--only", action="append", choices=sorted(SCENARIOS), help="run this scenario (repeatable)"
+        "--only", action="append", choices=NAMES, help="run this scenario (repeatable)"
     )
     parser.add_argument("--repeats", type=int, help="override the number of repeats")
     parser.add_argument("--markdown", type=Path, help="print a saved results file as Markdown")
     return parser.parse_args(argv)
 
 
-def ceiling_rate(sections: list[Section]) -> tuple[float | None, str]:
-    """The ceiling measured now, else the one of the latest saved run that has one."""
-    for section in sections:
-        if section.scenario == "ceiling":
-            return section.median.get("end_to_end_rate"), "this run"
-    for path in sorted(RESULTS_DIR.glob("*.json"), reverse=True):
-        for saved in json.loads(path.read_text(encoding="utf-8")).get("sections", []):
-            if saved["scenario"] == "ceiling" and saved["median"].get("end_to_end_rate"):
-                return float(saved["median"]["end_to_end_rate"]), path.name
-    return None, "not measured"
+def chosen(only: list[str] | None) -> list[str]:
+    """The scenarios to run, in order; the ceiling joins any scenario compared with it."""
+    names = set(only or NAMES)
+    if names & NEEDS_CEILING:
+        names.add(CEILING_SCENARIO)
+    return [n for n in NAMES if n in names]
 
 
-def load_sections(path: Path) -> list[Section]:
+def show_saved(path: Path) -> int:
+    """Print a saved run as Markdown, judged again on its own figures; exit as it would."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    sections = []
-    for saved in data["sections"]:
-        runs = [{k: math.nan if v is None else v for k, v in run.items()} for run in saved["runs"]]
-        sections.append(Section(saved["scenario"], saved["label"], runs, saved.get("notes", [])))
-    return sections
+    sections = [from_json(saved) for saved in data["sections"]]
+    verdict = judge(sections, data.get("failures", {}))
+    print(table.markdown(sections, verdict))
+    return verdict.exit_code
 
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
     if args.markdown:
-        saved = load_sections(args.markdown)
-        rate, _ = ceiling_rate(saved)
-        print(table.markdown(saved, targets.judge(saved, rate), rate))
-        return 0
+        return show_saved(args.markdown)
+    from bench import sysinfo
+    from bench.procstat import load_average
+
     profile = QUICK if args.quick else FULL
     if args.repeats:
         profile = replace(profile, repeats=args.repeats, slow_repeats=args.repeats)
-    chosen = args.only or list(SCENARIOS)
+    names = chosen(args.only)
+    if args.only and CEILING_SCENARIO in names and CEILING_SCENARIO not in args.only:
+        print("note: the ceiling runs too: a figure of this run is compared with it", flush=True)
+    runners = scenarios()
+    if tuple(runners) != NAMES:
+        raise RuntimeError(f"bench.run.NAMES {NAMES} differs from the scenarios {tuple(runners)}")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     meta: dict[str, Any] = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["./scripts/bench", *argv]),
+        "scenarios": names,
         "profile": profile.__dict__,
         "machine": sysinfo.describe(),
         "seconds": {},
         "failures": {},
     }
     sections: list[Section] = []
-    for name in [n for n in SCENARIOS if n in chosen]:
+    for name in names:
         print(f"==> {name}", flush=True)
         began = time.monotonic()
         try:
-            found = SCENARIOS[name](profile)
+            found = runners[name](profile)
         except Exception as exc:  # one broken scenario must not lose the others' figures
             traceback.print_exc()
-            meta["failures"][name] = repr(exc)
+            meta["failures"][name] = f"the scenario raised {type(exc).__name__}: {exc}"
+            print(f"FAILED: {name}: {meta['failures'][name]}", file=sys.stderr, flush=True)
             found = []
         meta["seconds"][name] = round(time.monotonic() - began, 1)
         sections += found
         for section in found:
             print(table.grid([section], None), flush=True)
+            for problem in section_problems(section):
+                print(f"FAILED: {problem}", file=sys.stderr, flush=True)
     meta["load_average_1m_end"] = load_average()
-    rate, source = ceiling_rate(sections)
-    meta["ceiling"] = {"end_to_end_rate": rate, "from": source}
-    verdicts = targets.judge(sections, rate)
+    verdict = judge(sections, meta["failures"])
     path = RESULTS_DIR / f"{stamp}.json"
-    save(path, meta, sections, verdicts)
+    save(path, meta, sections, verdict.to_json())
     print()
-    print(table.text(sections, verdicts, rate))
-    print(f"\nceiling from: {source}; results: {path.relative_to(RESULTS_DIR.parents[1])}")
-    return 1 if meta["failures"] else 0
+    print(table.text(sections, verdict))
+    print(f"results: {path.relative_to(RESULTS_DIR.parents[1])}")
+    if not verdict.ok:
+        print(f"bench FAILED: {len(verdict.problems)} problem(s), see above", file=sys.stderr)
+    return verdict.exit_code
 
 
 if __name__ == "__main__":

@@ -65,11 +65,16 @@ class Records:
         return [s - d for s, d in zip(self.start, self.due, strict=True)]
 
 
+def known(value: object) -> bool:
+    """A number, not NaN (a figure read back from JSON may be None: not known)."""
+    return isinstance(value, int | float) and not math.isnan(value)
+
+
 def median_of(runs: Sequence[Figures]) -> Figures:
-    """Per figure, the median over the runs that have it (NaN values are skipped)."""
+    """Per figure, the median over the runs that have it (NaN and None values are skipped)."""
     names = dict.fromkeys(name for run in runs for name in run)
     out: Figures = {}
     for name in names:
-        values = [run[name] for run in runs if name in run and not math.isnan(run[name])]
+        values = [run[name] for run in runs if name in run and known(run[name])]
         out[name] = statistics.median(values) if values else math.nan
     return out

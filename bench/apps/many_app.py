@@ -5,7 +5,11 @@
   (``"S M H"``, UTC); they record their runs for the lateness figure;
 - the others fire daily at a minute of an hour other than the current one and the next
   (about 76 actions per distinct cron), so none fires during a run and the beat's idle cost
-  is all that is measured.
+  is all that is measured;
+- with ``BENCH_DISTINCT=1`` every one of those has a cron of its own (``distinct_cron``): a
+  6-field cron at a second of the day outside those two hours (79,200 such seconds), every
+  day, then on weekdays only, then at weekends, ... for counts beyond that: the beat parses
+  and plans every expression, no two actions share one.
 
 Action ids are the default ``<module>.<class>.<method>``, unique by construction.
 """
@@ -26,10 +30,34 @@ PER_CLASS = 1_000
 Action = Callable[[Any, ScheduledRun], Awaitable[None]]
 
 
+DAYS = ("*", "1-5", "0,6", "1", "2", "3", "4", "5", "6", "0")  # day-of-week variants
+
+
+def _quiet_hours(hour_now: int) -> list[int]:
+    return [h for h in range(24) if h not in (hour_now, (hour_now + 1) % 24)]
+
+
 def quiet_cron(index: int, hour_now: int) -> str:
     """A daily 5-field cron that fires neither in the current hour nor in the next."""
-    hours = [h for h in range(24) if h not in (hour_now, (hour_now + 1) % 24)]
+    hours = _quiet_hours(hour_now)
     return f"{index % 60} {hours[(index // 60) % len(hours)]} * * *"
+
+
+def distinct_cron(index: int, hour_now: int) -> str:
+    """A 6-field cron of its own for each index (up to 792,000), firing neither in the current
+    hour nor in the next."""
+    hours = _quiet_hours(hour_now)
+    day, second = divmod(index, 60 * 60 * len(hours))
+    if day >= len(DAYS):
+        raise ValueError(f"no distinct quiet cron for action {index}")
+    hour = hours[second // 3600]
+    return f"{second % 60} {(second // 60) % 60} {hour} * * {DAYS[day]}"
+
+
+def crons(count: int, shared: int, slot: str, hour_now: int, distinct: bool) -> list[str]:
+    """The cron of each action, in order."""
+    quiet = distinct_cron if distinct else quiet_cron
+    return [f"{slot} * * *" if i < shared else quiet(i, hour_now) for i in range(count)]
 
 
 def _method(qualname: str) -> Action:
@@ -42,24 +70,34 @@ def _method(qualname: str) -> Action:
     return action
 
 
+def env_crons() -> list[str]:
+    """The crons of the app the environment describes (see the module's docstring)."""
+    return crons(
+        int(os.environ.get("BENCH_ACTIONS", "1000")),
+        int(os.environ.get("BENCH_SHARED", "0")),
+        os.environ.get("BENCH_SLOT", "0 0 0"),
+        datetime.now(UTC).hour,
+        os.environ.get("BENCH_DISTINCT", "0") == "1",
+    )
+
+
 def make_app() -> Microservice:
-    count = int(os.environ.get("BENCH_ACTIONS", "1000"))
-    shared = int(os.environ.get("BENCH_SHARED", "0"))
-    slot = os.environ.get("BENCH_SLOT", "0 0 0")
-    hour_now = datetime.now(UTC).hour
+    every = env_crons()
     controllers: list[type[Any]] = []
-    for first in range(0, count, PER_CLASS):
+    for first in range(0, len(every), PER_CLASS):
         class_name = f"Actions{first // PER_CLASS:04d}"
         members: dict[str, Any] = {"__module__": __name__, "__qualname__": class_name}
-        for index in range(first, min(first + PER_CLASS, count)):
-            cron = f"{slot} * * *" if index < shared else quiet_cron(index, hour_now)
+        for index in range(first, min(first + PER_CLASS, len(every))):
             name = f"a{index:06d}"
-            members[name] = ScheduledAction(cron)(_method(f"{class_name}.{name}"))
+            members[name] = ScheduledAction(every[index])(_method(f"{class_name}.{name}"))
         controllers.append(type(class_name, (), members))
     return Microservice(name="bench-many", controllers=controllers)
 
 
 if __name__ == "__main__":
+    # BUILT <classes> <seconds to build> <distinct crons> (counted apart, not timed)
     began = time.perf_counter()
     built = make_app()
-    print(f"BUILT {len(built.controllers)} {time.perf_counter() - began:.3f}", flush=True)
+    seconds = time.perf_counter() - began
+    distinct = len(set(env_crons()))
+    print(f"BUILT {len(built.controllers)} {seconds:.3f} {distinct}", flush=True)

@@ -14,6 +14,7 @@ from bench.procs import Procs
 from bench.procstat import CpuWindow, find_pid
 from bench.results import Section
 from bench.stats import Figures
+from bench.targets import CEILING_SCENARIO, CEILING_SECTION
 
 
 def ceiling(count: int) -> Figures:
@@ -35,6 +36,7 @@ def ceiling(count: int) -> Figures:
             sent = json.loads(publisher.wait_for(lambda s: s.startswith("{"), 300, "result"))
             got = json.loads(consumer.wait_for(lambda s: s.startswith("{"), 300, "result"))
             broker_cpu = window.stop() if window else math.nan
+            bad_exits = sum(p.wait_exit(60) != 0 for p in (publisher, consumer))
     finally:
         asyncio.run(raw_amqp.delete(AMQP_URL, name, name))
     span = got["last"] - sent["start"]
@@ -45,12 +47,15 @@ def ceiling(count: int) -> Figures:
         # CPU over the whole span, % of one core (client CPU includes its start-up).
         "publisher_cpu_pct": 100 * sent["cpu"] / span,
         "consumer_cpu_pct": 100 * got["cpu"] / span,
-        "rabbitmq_cpu_pct": broker_cpu,
+        "rabbitmq_cpu_pct": broker_cpu,  # NaN (unmeasurable) when beam.smp is not visible
+        "lost": count - got["count"],
+        "bad_exits": bad_exits,
     }
 
 
 def run(profile: Profile) -> list[Section]:
-    section = Section("ceiling", f"{profile.ceiling_messages:,} messages, aio-pika")
+    label = f"{profile.ceiling_messages:,} messages, aio-pika"
+    section = Section(CEILING_SCENARIO, CEILING_SECTION, label)
     for _ in range(profile.repeats):
-        section.runs.append(ceiling(profile.ceiling_messages))
+        section.measure(ceiling, profile.ceiling_messages)
     return [section]

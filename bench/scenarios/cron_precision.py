@@ -73,7 +73,8 @@ def cron_precision(seconds: float) -> Figures:
 
 
 def run(profile: Profile) -> list[Section]:
-    section = Section("cron-precision", f"{profile.cron_seconds:.0f} s, 1 beat + 1 worker")
+    label = f"{profile.cron_seconds:.0f} s, 1 beat + 1 worker"
+    section = Section("cron-precision", "cron-precision/1-beat-1-worker", label)
     for _ in range(profile.slow_repeats):
-        section.runs.append(cron_precision(profile.cron_seconds))
+        section.measure(cron_precision, profile.cron_seconds)
     return [section]

@@ -21,7 +21,7 @@ from bench.dispatch_watch import DispatchWatch
 from bench.namespace import Namespace
 from bench.procs import Proc, Procs, stop_all, wait_progress
 from bench.procstat import CpuWindow, RssSampler, find_pid
-from bench.results import Section
+from bench.results import Section, count_id
 from bench.stats import Figures, Records, lateness_ms
 
 APP = "bench.apps.burst_app:app"
@@ -90,7 +90,9 @@ def drain(beat: Proc, worker: Proc, count: int, due: float) -> Figures:
     for window in windows.values():
         window.start()
     wait_progress([worker], count, stall=30, limit=900)
-    return {f"{name}_cpu_pct": window.stop() for name, window in windows.items()}
+    # A process not found (RabbitMQ's beam.smp not visible) is a figure not measured: NaN.
+    cpu = {name: window.stop() for name, window in windows.items()}
+    return {f"{name}_cpu_pct": cpu.get(name, math.nan) for name in pids}
 
 
 def burst_figures(count: int, due: float, enqueued: dict[str, float], records: Records) -> Figures:
@@ -116,8 +118,10 @@ def run(profile: Profile) -> list[Section]:
         for form in ("batch", "single"):
             only = form == "single" and count == largest and count >= 100_000
             label = f"{count:,} messages, {form} enqueue" + (" (enqueue only)" if only else "")
-            section = Section("delayed-burst", label)
+            variant = f"{count_id(count)}-{form}" + ("-enqueue-only" if only else "")
+            section_id = f"delayed-burst/{variant}"
+            section = Section("delayed-burst", section_id, label)
             for _ in range(repeats):
-                section.runs.append(enqueue_only(count, form) if only else burst(count, form))
+                section.measure(enqueue_only if only else burst, count, form)
             sections.append(section)
     return sections

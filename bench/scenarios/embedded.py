@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bench.config import Profile
 from bench.procs import Procs
-from bench.results import Section
+from bench.results import Section, count_id
 from bench.scenarios.cron_precision import MARGIN, judge
 from bench.scenarios.delayed_burst import burst_figures
 from bench.stats import Figures, Records
@@ -27,8 +27,9 @@ def embedded_cron(seconds: float) -> Figures:
         stopped = float(
             proc.wait_for(lambda s: s.startswith("STOP "), seconds + 60, "STOP").split()[1]
         )
-        proc.popen.wait(timeout=60)
-        return judge(Records.load([out]), ready + MARGIN, stopped - MARGIN)
+        bad_exits = int(proc.wait_exit(60) != 0)
+        figures = judge(Records.load([out]), ready + MARGIN, stopped - MARGIN)
+    return {**figures, "bad_exits": bad_exits}
 
 
 def embedded_burst(count: int, form: str) -> Figures:
@@ -40,21 +41,24 @@ def embedded_burst(count: int, form: str) -> Figures:
             {"BENCH_OUT": str(out)},
         )
         result = json.loads(proc.wait_for(lambda s: s.startswith("{"), 900, "result"))
-        proc.popen.wait(timeout=60)
+        bad_exits = int(proc.wait_exit(60) != 0)
         records = Records.load([out])
     figures = burst_figures(count, result["due"], result, records)
     figures["rss_peak_mib"] = result["rss_peak_mib"]
+    figures["bad_exits"] = bad_exits
     return figures
 
 
 def run(profile: Profile) -> list[Section]:
-    cron = Section("embedded", f"cron-precision {profile.cron_seconds:.0f} s")
+    cron = Section("embedded", "embedded/cron", f"cron-precision {profile.cron_seconds:.0f} s")
     for _ in range(profile.slow_repeats):
-        cron.runs.append(embedded_cron(profile.cron_seconds))
+        cron.measure(embedded_cron, profile.cron_seconds)
     sections = [cron]
+    count = profile.embedded_burst
     for form in ("batch", "single"):
-        burst = Section("embedded", f"delayed-burst {profile.embedded_burst:,}, {form} enqueue")
+        label = f"delayed-burst {count:,}, {form} enqueue"
+        burst = Section("embedded", f"embedded/burst-{count_id(count)}-{form}", label)
         for _ in range(profile.repeats):
-            burst.runs.append(embedded_burst(profile.embedded_burst, form))
+            burst.measure(embedded_burst, count, form)
         sections.append(burst)
     return sections

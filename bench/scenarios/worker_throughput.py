@@ -73,8 +73,9 @@ def run(profile: Profile) -> list[Section]:
     sections = []
     for workers in (1, 2):
         label = f"{profile.throughput_messages:,} messages, {workers} worker(s)"
-        section = Section("worker-throughput", label)
+        section_id = f"worker-throughput/{workers}-worker" + ("s" if workers > 1 else "")
+        section = Section("worker-throughput", section_id, label)
         for _ in range(profile.repeats):
-            section.runs.append(throughput(profile.throughput_messages, workers))
+            section.measure(throughput, profile.throughput_messages, workers)
         sections.append(section)
     return sections
