@@ -1,27 +1,46 @@
 """Fixtures giving each contract test a backend and a broker of every kind.
 
 The same test bodies run against the memory implementations and the real Redis and RabbitMQ;
-each real one gets a namespace of its own and is cleaned up afterwards.
+each real one gets a namespace of its own and is cleaned up afterwards. The helpers below
+(``env``, ``claim``, ``T0``, ``LEASE``) are shared by the backend contract files, one per
+protocol of :mod:`jararaca.backends.base`.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jararaca.backends.base import Backend
+from jararaca.backends.base import Backend, FireClaim
 from jararaca.brokers.base import Broker
+from jararaca.clock import epoch_ms
+from jararaca.wire import Envelope
 from tests.services import AMQP_URL, REDIS_URL, require_rabbitmq, require_redis
 
 BackendFactory = Callable[[str], Backend]
 BrokerFactory = Callable[[str], Broker]
 
+T0 = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=30)
+
+
+def env(message_id: str, payload: object = None, routing_key: str = "topic.a") -> Envelope:
+    body = json.dumps(payload if payload is not None else {"id": message_id}).encode()
+    return Envelope(message_id, routing_key, body, {"x-jararaca-kind": "message"})
+
+
+def claim(action: str, at: datetime) -> FireClaim:
+    fire_id = f"{action}@{epoch_ms(at)}"
+    return FireClaim(fire_id, action, at, env(fire_id, routing_key="jararaca.action.default"))
+
 
 @pytest.fixture(params=["memory", "redis"])
 async def make_backend(request: pytest.FixtureRequest) -> AsyncIterator[BackendFactory]:
-    """Builds connected backends; the same ``namespace`` suffix gives the same store."""
+    """Builds backends (not yet connected); the same ``namespace`` suffix gives the same store."""
     kind: str = request.param
     tag = uuid.uuid4().hex[:10]
     made: list[Backend] = []
@@ -44,7 +63,7 @@ async def make_backend(request: pytest.FixtureRequest) -> AsyncIterator[BackendF
     yield build
     for backend in made:
         if kind == "redis":
-            await backend.delete_namespace()  # type: ignore[attr-defined]
+            await backend.delete_namespace()
         await backend.close()
 
 

@@ -62,6 +62,12 @@ class _Store:
     listeners: set[asyncio.Event] = field(default_factory=set)
     seq: itertools.count[int] = field(default_factory=itertools.count)
 
+    def empty(self) -> None:
+        """Forget all state; keep the listeners (they belong to live beats, not to state)."""
+        fresh = _Store(listeners=self.listeners)
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(fresh, name))
+
 
 _STORES: dict[str, _Store] = {}
 
@@ -92,8 +98,9 @@ class MemoryBackend:
         return BackendInfo(kind="memory", in_process=True, persists=False, detail="in-process")
 
     async def delete_namespace(self) -> None:
-        _STORES.pop(self._key, None)
-        self._s = _store_for(self._key)
+        # Emptied in place: every client of this name and namespace shares the store, and
+        # the beats' wake-up listeners stay registered.
+        self._s.empty()
 
     def add_wakeup_listener(self, event: asyncio.Event) -> None:
         self._s.listeners.add(event)

@@ -255,7 +255,7 @@ class RedisBackend:
         keys = [self.keys.inflight, self.keys.inflight_env]
         args = [epoch_ms(now), epoch_ms(lease_until), limit]
         found = await self._eval(scripts.RECLAIM_INFLIGHT, keys, args)
-        return [_claimed(flight, raw) for flight, raw in _pairs(found)]
+        return await self._readable(found)
 
     # -- delayed queue --------------------------------------------------------------------
 
@@ -296,12 +296,23 @@ class RedisBackend:
         keys = [k.delayed, k.delayed_env, k.inflight, k.inflight_env]
         args = [epoch_ms(now), epoch_ms(lease_until), limit]
         found = await self._eval(scripts.CLAIM_DUE, keys, args)
-        claimed = []
+        return await self._readable(found)
+
+    async def _readable(self, found: Sequence[Any]) -> list[Claimed]:
+        """Parse what a claim script returned; an entry that cannot be read (written by hand
+        or by another program) is logged and dropped, so it cannot block the queue."""
+        claimed, unreadable = [], []
         for flight, raw in _pairs(found):
-            if _text(flight) == "!":
-                log.error("dropped an unreadable delayed entry: %.200s", _text(raw))
-                continue
-            claimed.append(_claimed(flight, raw))
+            try:
+                if _text(flight) == "!":
+                    raise ValueError("not an envelope")
+                claimed.append(_claimed(flight, raw))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.error("dropped an unreadable delayed entry (%s): %.200s", exc, _text(raw))
+                if _text(flight) != "!":
+                    unreadable.append(_text(flight))
+        if unreadable:
+            await self.ack_inflight(unreadable)
         return claimed
 
     async def next_due(self) -> datetime | None:

@@ -27,7 +27,9 @@ for first = 1, #found, 2000 do
       -- pcall: a script that fails midway keeps its writes, so one unreadable entry must not
       -- abort the batch after the ZREM above.
       local ok, envelope = pcall(cjson.decode, stored[k])
-      if ok and type(envelope) == 'table' and type(envelope['id']) == 'string' then
+      if ok and type(envelope) == 'table' and type(envelope['id']) == 'string'
+          and type(envelope['rk']) == 'string' and type(envelope['body']) == 'string'
+          and type(envelope['headers']) == 'table' then
         -- In flight is keyed by task id and message id: retries of one message for several
         -- handlers (one task each) share the message id, and a key reused while its previous
         -- message is still in flight shares the task id.

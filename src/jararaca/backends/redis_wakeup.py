@@ -1,0 +1,98 @@
+"""Wake-ups across processes: an enqueue that makes the delayed queue's head sooner publishes
+on a channel, and every subscribed beat wakes up instead of sleeping out its interval."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("jararaca.backends.redis")
+
+_LISTEN_BACKOFF_CAP = 5.0  # seconds between two resubscription attempts, at most
+
+
+class WakeupChannel:
+    """Holds one subscription for all of a backend's listeners (asyncio events)."""
+
+    def __init__(
+        self, client: Callable[[], aioredis.Redis], channel: str, where: str, name: str
+    ) -> None:
+        self._client = client
+        self._channel = channel
+        self._where = where  # the redacted URL, for log lines
+        self._name = name
+        self._events: set[asyncio.Event] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, event: asyncio.Event, *, connected: bool) -> None:
+        self._events.add(event)
+        if connected:
+            self.start()
+
+    def discard(self, event: asyncio.Event) -> None:
+        self._events.discard(event)
+
+    def start(self) -> None:
+        """Subscribe, if someone listens and no subscription runs yet."""
+        if not self._events or (self._task is not None and not self._task.done()):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop yet: the backend's connect() starts it
+        self._task = loop.create_task(self._listen(), name=self._name)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _wake_all(self) -> None:
+        for event in list(self._events):
+            event.set()
+
+    async def _on_reconnect(self, _connection: object) -> None:
+        # redis-py reconnects and resubscribes by itself after a short outage; a wake-up may
+        # have been published meanwhile, so wake everyone once it is back.
+        self._wake_all()
+
+    async def _listen(self) -> None:
+        """Hold the subscription; resubscribe with backoff on failure."""
+        failing, delay = False, 0.0
+        while True:
+            pubsub = self._client().pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                if pubsub.connection is not None:
+                    pubsub.connection.register_connect_callback(self._on_reconnect)
+                if failing:
+                    log.info("wake-up channel on Redis %s is back", self._where)
+                failing, delay = False, 0.0
+                # Wake-ups published before this subscription existed were lost: a spurious
+                # wake-up costs a listener one look at the queue, a lost one a whole interval.
+                self._wake_all()
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._wake_all()
+            except Exception as exc:  # whatever broke, wake-ups must come back
+                if not failing:
+                    log.warning(
+                        "lost the wake-up channel on Redis %s (%s); retrying with backoff",
+                        self._where,
+                        exc,
+                    )
+                failing = True
+            finally:
+                if pubsub.connection is not None:
+                    pubsub.connection.deregister_connect_callback(self._on_reconnect)
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated upstream
+            delay = min(_LISTEN_BACKOFF_CAP, max(0.1, delay * 2))
+            await asyncio.sleep(delay)
