@@ -10,7 +10,6 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from jararaca import connect
-from jararaca.backends.redis import RedisBackend
 from tests.faults.servers import PrivateRabbit, PrivateRedis
 from tests.fixtures.dist_app import Ping
 from tests.integration.cluster import Cluster, Process
@@ -46,6 +45,25 @@ def _outage_warnings(process: Process) -> int:
     return sum("retrying with backoff" in line for line in process.lines)
 
 
+BROKER_CONNECTION = "the worker's connection to the broker"
+
+
+def _broker_connection_lines(process: Process) -> tuple[list[str], list[str]]:
+    """The worker's own log lines about its broker connection: (lost, back)."""
+    about = [line for line in list(process.lines) if BROKER_CONNECTION in line]
+    lost = [line for line in about if "failed:" in line and "retrying with backoff" in line]
+    back = [line for line in about if "works again after" in line]
+    return lost, back
+
+
+def _runs_on_time_after(cluster: Cluster, instant: float) -> bool:
+    """Whether a slot after ``instant`` ran less than a second late: dispatch is back."""
+    return any(
+        int(r[1].rsplit("@", 1)[1]) / 1000 > instant and float(r[3]) < 1000
+        for r in cluster.records("RUN")
+    )
+
+
 def _no_tracebacks(*processes: Process) -> None:
     for process in processes:
         assert not any("Traceback" in line for line in process.lines), process.lines[-30:]
@@ -62,11 +80,13 @@ def test_redis_restart(redis_cluster: Cluster, private_redis: PrivateRedis) -> N
     cluster.wait_until(lambda: len(cluster.records("RUN")) >= 2, 20, "runs before the outage")
     first_slot = int(time.time()) + 1
     private_redis.stop()
-    time.sleep(OUTAGE_SECONDS)
+    time.sleep(OUTAGE_SECONDS)  # the outage itself, not a wait for an outcome
     private_redis.start()
     restarted = time.time()
     cluster.wait_until(lambda: len(cluster.records("MSG")) >= 200, 40, "the delayed messages")
-    cluster.wait_until(lambda: any("works again" in line for line in beat.lines), 30, "recovery")
+    cluster.wait_until(
+        lambda: _runs_on_time_after(cluster, restarted), 30, "fires on time after the restart"
+    )
     resumed = range(max(int(restarted), int(time.time())) + 2, int(time.time()) + 7)
     cluster.wait_until(
         lambda: all(_accounted(cluster)[s] for s in resumed), 30, "fires after the restart"
@@ -86,38 +106,35 @@ def test_redis_restart(redis_cluster: Cluster, private_redis: PrivateRedis) -> N
     _no_tracebacks(beat, worker)
 
 
-def _delayed_queue_empty(cluster: Cluster) -> bool:
-    async def check() -> bool:
-        backend = RedisBackend(cluster.backend_url, namespace=cluster.exchange)
-        await backend.connect()
-        try:
-            return await backend.pending_count() == 0 and await backend.next_due() is None
-        finally:
-            await backend.close()
-
-    return asyncio.run(check())
-
-
 def test_rabbitmq_restart(rabbit_cluster: Cluster, private_rabbit: PrivateRabbit) -> None:
     cluster = rabbit_cluster
     beat = cluster.start("beat", "--actions", "tick")
+    # Runs the ticks throughout, so it lives through the outage (and has to say so).
+    ticker = cluster.start("worker", "--groups", "ticks")
     cluster.wait_ready(beat)
-    # No worker yet: these are published into RabbitMQ and must survive its restart there.
+    cluster.wait_ready(ticker)
+    # No pings worker yet: these are published into RabbitMQ and must survive its restart.
     ids = asyncio.run(_delay(cluster, 200, 0.5))
-    cluster.wait_until(lambda: _delayed_queue_empty(cluster), 20, "the beat to publish them")
+    cluster.wait_until(cluster.delayed_queue_empty, 20, "the beat to publish them")
     start_slot = int(datetime.now(UTC).timestamp()) + 1
-    time.sleep(4)
+    cluster.wait_until(
+        lambda: sum(1 for s in _slots(cluster) if s >= start_slot) >= 4,
+        20,
+        "ticks before the stop",
+    )
     stopped_at = time.time()
     private_rabbit.stop()
-    time.sleep(OUTAGE_SECONDS)
+    time.sleep(OUTAGE_SECONDS)  # the outage itself, not a wait for an outcome
     private_rabbit.start()
     restarted = time.time()
-    worker = cluster.start("worker", "--groups", "ticks,pings")
+    worker = cluster.start("worker", "--groups", "pings")
     cluster.wait_ready(worker, timeout=60)
     cluster.wait_until(lambda: len(cluster.records("MSG")) >= 200, 40, "messages kept by RabbitMQ")
     # From the beat's recovery on, every slot is dispatched on time again (before it, missed
     # slots went through the catch-up policy).
-    cluster.wait_until(lambda: any("works again" in line for line in beat.lines), 30, "recovery")
+    cluster.wait_until(
+        lambda: _runs_on_time_after(cluster, restarted), 30, "fires on time after the restart"
+    )
     resumed = range(int(time.time()) + 2, int(time.time()) + 6)
     cluster.wait_until(
         lambda: all(_accounted(cluster)[s] for s in resumed),
@@ -128,17 +145,23 @@ def test_rabbitmq_restart(rabbit_cluster: Cluster, private_rabbit: PrivateRabbit
     )
     assert sum(1 for s in resumed if _slots(cluster)[s]) >= 2
     assert restarted < min(resumed)
-    assert beat.popen.poll() is None
+    assert beat.popen.poll() is None and ticker.popen.poll() is None
     delivered = Counter(r[1].split(":")[0] for r in cluster.records("MSG"))
     assert set(delivered) == set(ids)
     assert max(delivered.values()) == 1
-    # Fires published before the stop were kept by RabbitMQ: each reached the worker exactly
-    # once (run, or skipped because the backlog arrived together and the action does not
-    # overlap). Fires due during the outage went through the catch-up policy; none ran twice.
+    # Fires published before the stop each reached a worker exactly once (run, or skipped
+    # because a backlog arrived together and the action does not overlap). Fires due during
+    # the outage went through the catch-up policy; none ran twice.
     accounted = _accounted(cluster)
     assert max(accounted.values()) == 1
     before_stop = range(start_slot, int(stopped_at - 0.2))  # published before the stop
     assert len(before_stop) >= 2
     assert [s for s in before_stop if s not in accounted] == []
     assert 1 <= _outage_warnings(beat) <= 2
-    _no_tracebacks(beat, worker)
+    # The worker that lived through the outage said once that its broker connection was
+    # lost and once that it was back (ticks ran after the restart: it has reconnected).
+    lost, back = _broker_connection_lines(ticker)
+    assert (len(lost), len(back)) == (1, 1), ticker.lines[-40:]
+    assert ticker.lines.index(lost[0]) < ticker.lines.index(back[0])
+    assert _broker_connection_lines(worker) == ([], [])  # started after the restart
+    _no_tracebacks(beat, ticker, worker)

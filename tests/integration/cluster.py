@@ -6,6 +6,7 @@ and everything it started or declared is removed afterwards. Processes are stopp
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -21,6 +22,9 @@ from tests.services import AMQP_URL, REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.fixtures.dist_app:app"
+# JARARACA_LEASE_SECONDS of every process started here unless a test sets its own: short, so
+# that a take-over after a kill happens within a test's patience.
+LEASE_SECONDS = 6
 
 
 @dataclass
@@ -74,7 +78,7 @@ class Cluster:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "JARARACA_LEASE_SECONDS": "6", **(env or {})},
+            env={**os.environ, "JARARACA_LEASE_SECONDS": str(LEASE_SECONDS), **(env or {})},
         )
         process = Process(name, popen)
         threading.Thread(target=_pump, args=(process,), daemon=True).start()
@@ -105,11 +109,41 @@ class Cluster:
             lambda: any(marker in line for line in process.lines), timeout, f"{process.name} ready"
         )
 
+    def consumer_count(self, queue: str) -> int:
+        """How many consumers RabbitMQ counts on the app's ``queue`` (named as in its
+        ``QueueSpec``, without the exchange prefix): 0 once every worker stopped taking work."""
+
+        async def count() -> int:
+            import aio_pika
+
+            connection = await aio_pika.connect(self.amqp_url)
+            async with connection:
+                channel = await connection.channel()
+                declared = await channel.declare_queue(f"{self.exchange}.{queue}", passive=True)
+                result = declared.declaration_result
+                return int(result.consumer_count or 0)
+
+        return asyncio.run(count())
+
+    def delayed_queue_empty(self) -> bool:
+        """Whether the backend holds nothing to deliver: no pending entry and none in flight
+        (a beat published everything it claimed and forgot it)."""
+
+        async def check() -> bool:
+            from jararaca.backends.redis import RedisBackend
+
+            backend = RedisBackend(self.backend_url, namespace=self.exchange)
+            await backend.connect()
+            try:
+                return await backend.pending_count() == 0 and await backend.next_due() is None
+            finally:
+                await backend.close()
+
+        return asyncio.run(check())
+
     def close(self) -> None:
         for process in self.processes:
             process.kill()
-        import asyncio
-
         asyncio.run(self._remove_state())
 
     async def _remove_state(self) -> None:

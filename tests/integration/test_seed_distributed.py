@@ -8,7 +8,6 @@ import os
 import shutil
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -125,9 +124,13 @@ def test_seed_cli_line_with_reload_restarts_on_change_and_leaves_no_orphan(
     )
     children = _children(beat.popen.pid)
     assert children, "the reloading parent runs the beat in a child process"
-    beat.terminate()
-    time.sleep(0.5)
-    assert [pid for pid in children if _alive(pid)] == []
+    assert beat.terminate() == 0
+    # The parent has exited; its children must follow it rather than live on as orphans.
+    cluster.wait_until(
+        lambda: not any(_alive(pid) for pid in children),
+        10,
+        lambda: f"the reloader's children {[p for p in children if _alive(p)]} to exit",
+    )
 
 
 def _children(pid: int) -> list[int]:

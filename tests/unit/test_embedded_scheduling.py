@@ -9,9 +9,12 @@ from typing import Any
 import pytest
 
 from jararaca import Microservice, ScheduledAction, ScheduledRun
+from jararaca.clock import epoch_ms
+from jararaca.scheduler.planning import jitter_offset
 from jararaca.testing import TestScheduler
 
 T0 = datetime(2031, 3, 4, 10, 0, 0, 500_000, tzinfo=UTC)  # half a second past a slot
+MINUTE = timedelta(minutes=1)
 
 
 def app_of(*controllers: type[Any]) -> Microservice:
@@ -225,17 +228,38 @@ async def test_actions_filter_runs_only_the_named_actions() -> None:
     assert [r.action_id for r in t.runs] == ["report", "report"]
 
 
-async def test_jitter_delays_a_fire_within_bounds_and_keeps_its_identity() -> None:
-    class Jittered:
-        @ScheduledAction("* * * * *", jitter=20)
-        async def tick(self) -> None:
-            return None
+class Jittered:
+    @ScheduledAction("* * * * *", jitter=20)
+    async def tick(self) -> None:
+        return None
 
+
+async def test_jitter_delays_each_fire_by_its_own_offset_and_keeps_its_identity() -> None:
+    started: list[tuple[ScheduledRun, datetime]] = []
     async with TestScheduler(app_of(Jittered), start=T0) as t:
-        await t.advance(timedelta(minutes=1))
-        slot = datetime(2031, 3, 4, 10, 1, tzinfo=UTC)
-        await t.advance_to(slot + timedelta(seconds=20))
-    assert [r.scheduled_at for r in t.runs] == [slot]
+        t.scheduler.worker.run_listeners.append(lambda run: started.append((run, t.clock.now())))
+        first = datetime(2031, 3, 4, 10, 1, tzinfo=UTC)
+        offset = jitter_offset(
+            f"{__name__}.Jittered.tick@{epoch_ms(first)}", 20, first, first + MINUTE
+        )
+        assert offset > 0
+        await t.advance_to(first + timedelta(seconds=offset) - timedelta(milliseconds=1))
+        assert started == []  # the slot has passed, its offset has not
+        await t.advance_to(first + timedelta(seconds=offset))
+        assert [r.scheduled_at for r, _ in started] == [first]
+        await t.advance_to(first + timedelta(minutes=10))
+    slots = [first + timedelta(minutes=m) for m in range(10)]
+    # One run per slot, identified by its slot (not by the delayed instant it started at).
+    assert [r.scheduled_at for r, _ in started] == slots
+    assert all(r.fire_id == f"{r.action_id}@{epoch_ms(r.scheduled_at)}" for r, _ in started)
+    offsets = [(at - r.scheduled_at).total_seconds() for r, at in started]
+    expected = [
+        jitter_offset(r.fire_id, 20, r.scheduled_at, r.scheduled_at + MINUTE) for r, _ in started
+    ]
+    # Each fire starts at its deterministic offset (the fake clock stops on microseconds).
+    assert offsets == pytest.approx(expected, abs=1e-5)
+    assert all(0 < o < 20 for o in offsets)
+    assert len({round(o, 3) for o in offsets}) == len(offsets)  # not one constant delay
 
 
 async def test_the_clock_never_moves_without_advance() -> None:

@@ -63,7 +63,7 @@ def test_a_slot_exactly_now_is_not_run_immediately_on_first_deploy() -> None:
 @settings(max_examples=200, deadline=None)
 @given(
     st.text(min_size=1, max_size=30),
-    st.floats(min_value=0, max_value=3600),
+    st.floats(min_value=0.001, max_value=3600),
     st.integers(min_value=1, max_value=7200),
 )
 def test_jitter_stays_within_bounds_and_short_of_the_next_slot(
@@ -72,6 +72,33 @@ def test_jitter_stays_within_bounds_and_short_of_the_next_slot(
     slot = NOW
     following = slot + timedelta(seconds=gap_seconds)
     offset = jitter_offset(fire, jitter, slot, following)
-    assert 0 <= offset <= jitter
+    assert 0 < offset <= jitter  # a fire with jitter is delayed, never run on its slot
     assert slot + timedelta(seconds=offset) < following
     assert offset == jitter_offset(fire, jitter, slot, following)  # the same for every beat
+
+
+def test_jitter_spreads_the_fires_of_an_action_over_the_whole_range() -> None:
+    every_minute = Cron("* * * * *")
+    slots = [NOW + timedelta(minutes=m) for m in range(200)]
+    offsets = [
+        jitter_offset(f"report@{int(s.timestamp() * 1000)}", 20, s, every_minute.next_after(s))
+        for s in slots
+    ]
+    assert all(0 < o < 20 for o in offsets)
+    assert len(set(offsets)) == len(offsets)  # each fire its own offset, not one constant
+    # Spread, not bunched: each quarter of the range gets a fair share of the 200 fires.
+    quarters = [sum(1 for o in offsets if q * 5 <= o < (q + 1) * 5) for q in range(4)]
+    assert min(quarters) >= 25, quarters
+
+
+def test_no_jitter_means_no_offset() -> None:
+    assert jitter_offset("report@0", 0, NOW, NOW + timedelta(minutes=1)) == 0.0
+
+
+def test_jitter_is_cut_short_of_a_near_next_slot() -> None:
+    slot = NOW
+    offsets = [
+        jitter_offset(f"tick@{n}", 3600, slot, slot + timedelta(seconds=10)) for n in range(50)
+    ]
+    assert all(0 < o < 9.0 + 1e-9 for o in offsets)  # within 90% of the 10 s gap
+    assert max(offsets) > 4.5  # the 10 s gap bounds it, not a smaller constant
