@@ -1,3 +1,6 @@
+"""``python -m jararaca``: the ``jararaca`` command (also what --reload runs in its child)."""
+
 from jararaca.cli import main
 
-main()
+if __name__ == "__main__":
+    main(prog_name="jararaca")

@@ -129,6 +129,20 @@ def _select(
     return chosen
 
 
+def check_groups(registry: Registry, groups: Iterable[str] | None) -> None:
+    """Refuse group names no action or handler of the app belongs to (a typo would otherwise
+    start a process that silently runs nothing)."""
+    if groups is None:
+        return
+    known = {a.group for a in registry.actions} | {h.group for h in registry.handlers}
+    unknown = sorted({g.strip() for g in groups if g.strip()} - known)
+    if unknown:
+        raise ConfigError(
+            f"no action or handler of the app is in group(s) {', '.join(unknown)}: the app's "
+            f"groups are {', '.join(sorted(known)) or 'none'}"
+        )
+
+
 def build_registry(app: Microservice) -> Registry:
     """Scan the app's controllers; duplicate ids raise ``ConfigError`` naming both."""
     if not isinstance(app, Microservice):

@@ -33,7 +33,7 @@ from jararaca.lifecycle import Service, wait_or_hurry
 from jararaca.messagebus.publisher import Publisher, bind_publisher
 from jararaca.microservice import Container, Microservice
 from jararaca.outage import Outage
-from jararaca.registry import HandlerDef, action_queues, build_registry
+from jararaca.registry import HandlerDef, action_queues, build_registry, check_groups
 from jararaca.runs import RunGuard, WorkerStats, settle_quietly
 from jararaca.settings import dedupe_seconds, max_message_bytes
 from jararaca.settings import lease_seconds as default_lease_seconds
@@ -67,6 +67,7 @@ class Worker(Service):
         super().__init__(graceful_shutdown_seconds=graceful_shutdown_seconds)
         registry = build_registry(app)
         groups = list(groups) if groups is not None else None
+        check_groups(registry, groups)
         self.handlers = registry.select_handlers(handler_names, groups)
         self.actions = registry.select_actions(action_names, groups)
         self._actions_by_id = {a.action_id: a for a in self.actions}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -88,11 +89,31 @@ def test_bad_urls_are_refused_without_printing_the_password() -> None:
 
 
 def test_missing_broker_url_is_a_usage_error() -> None:
-    result = jararaca(
-        "beat", "tests.fixtures.seconds_app:app", env={"BROKER_URL": "", "BACKEND_URL": ""}
-    )
+    names = ("BROKER_URL", "BACKEND_URL", "JARARACA_BROKER_URL", "JARARACA_BACKEND_URL")
+    unset = dict.fromkeys(names, "")
+    result = jararaca("beat", "tests.fixtures.seconds_app:app", env=unset)
     assert result.returncode == 2
     assert "--broker-url" in result.stderr
+
+
+def test_version_prints_the_installed_version() -> None:
+    result = jararaca("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"jararaca {version('jararaca')}\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--log-level", "warn", "scheduler", "tests.fixtures.bad_cron_app:app"],
+        ["scheduler", "tests.fixtures.bad_cron_app:app", "--log-level", "DEBUG"],
+    ],
+)
+def test_log_level_goes_before_or_after_the_command(args: list[str]) -> None:
+    result = jararaca(*args)
+    assert result.returncode == 2  # the app's bad cron, not a usage error
+    [line] = error_lines(result)
+    assert "Reports.monthly" in line
 
 
 def test_reload_needs_an_existing_src_dir() -> None:

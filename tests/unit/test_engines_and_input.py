@@ -106,3 +106,14 @@ async def test_a_bad_policy_is_refused_before_the_backend() -> None:
                 time_policy="sometimes",  # type: ignore[arg-type]
             )
         assert await t.scheduler.backend.pending_count() == 0
+
+
+def test_an_unknown_group_is_refused_naming_the_known_ones() -> None:
+    from jararaca import ScheduledAction, Scheduler
+
+    class Reports:
+        @ScheduledAction("0 * * * *", group="reports")
+        async def hourly(self) -> None: ...
+
+    with pytest.raises(ConfigError, match=r"group\(s\) report: the app's groups are reports"):
+        Scheduler(Microservice(controllers=[Reports]), groups=["report"])

@@ -14,7 +14,7 @@ from jararaca.engines import Engines, warn_if_volatile
 from jararaca.lifecycle import Service
 from jararaca.microservice import Microservice
 from jararaca.redaction import redact
-from jararaca.registry import action_queues, build_registry
+from jararaca.registry import action_queues, build_registry, check_groups
 from jararaca.scheduler.beat import Beat
 from jararaca.settings import lease_seconds as default_lease_seconds
 
@@ -42,6 +42,7 @@ class BeatWorker(Service):
     ) -> None:
         super().__init__(graceful_shutdown_seconds=graceful_shutdown_seconds)
         self.registry = build_registry(app)
+        check_groups(self.registry, groups)
         self.actions = self.registry.select_actions(
             scheduled_action_names, list(groups) if groups is not None else None
         )

@@ -1,0 +1,200 @@
+"""The commands that run an app: ``beat``, ``worker`` (distributed), ``scheduler`` (embedded)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from jararaca.cli.errors import run_reporting_errors
+from jararaca.cli.options import (
+    configure_logging,
+    log_level,
+    option,
+    service_options,
+    split_names,
+)
+from jararaca.cli.reload import run_with_reload
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+BROKER_EXAMPLE = "e.g. amqp://guest:guest@localhost:5672/?exchange=jararaca"
+BACKEND_EXAMPLE = "e.g. redis://localhost:6379"
+
+interval_option = option(
+    "--interval",
+    env="INTERVAL",
+    type=click.FloatRange(min=0.001),
+    default=1.0,
+    show_default=True,
+    help="Longest sleep without looking at the backend (seconds).",
+)
+actions_option = option(
+    "--actions",
+    env="ACTIONS",
+    default=None,
+    help="Comma-separated action names to schedule (default: all).",
+)
+
+
+def groups_option(what: str) -> Callable[[F], F]:
+    return option(
+        "--groups",
+        env="GROUPS",
+        default=None,
+        help=f"Comma-separated groups{what} (default: all groups). In bash set "
+        "JARARACA_GROUPS, as bash ignores GROUPS=... (a builtin).",
+    )
+
+
+def launch(ctx: click.Context, start: Callable[[], None], reload: bool, src_dir: str) -> None:
+    configure_logging(log_level(ctx))
+    if reload:
+        run_with_reload(src_dir)
+        return
+    run_reporting_errors(start)
+
+
+@click.command()
+@service_options
+@interval_option
+@option("--broker-url", env="BROKER_URL", required=True, help=BROKER_EXAMPLE)
+@option("--backend-url", env="BACKEND_URL", required=True, help=BACKEND_EXAMPLE)
+@actions_option
+@groups_option(": only their actions are scheduled")
+@click.pass_context
+def beat(
+    ctx: click.Context,
+    app_path: str,
+    reload: bool,
+    src_dir: str,
+    graceful_shutdown_seconds: float,
+    connect_timeout: float,
+    interval: float,
+    broker_url: str,
+    backend_url: str,
+    actions: str | None,
+    groups: str | None,
+) -> None:
+    """Distributed: publish the app's due fires and delayed messages to the broker."""
+
+    def start() -> None:
+        from jararaca.apploader import load_app
+        from jararaca.scheduler.beat_worker import BeatWorker
+
+        BeatWorker(
+            load_app(app_path),
+            interval,
+            backend_url,
+            broker_url,
+            split_names(actions),
+            groups=split_names(groups),
+            graceful_shutdown_seconds=graceful_shutdown_seconds,
+            connect_timeout=connect_timeout,
+        ).run()
+
+    launch(ctx, start, reload, src_dir)
+
+
+@click.command()
+@service_options
+@option("--broker-url", env="BROKER_URL", required=True, help=BROKER_EXAMPLE)
+@option("--backend-url", env="BACKEND_URL", required=True, help=BACKEND_EXAMPLE)
+@option(
+    "--handlers",
+    env="HANDLERS",
+    default=None,
+    help="Comma-separated message handler names to run (default: all).",
+)
+@option(
+    "--actions",
+    env="ACTIONS",
+    default=None,
+    help="Comma-separated action names to run (default: all).",
+)
+@groups_option(" to run")
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    app_path: str,
+    reload: bool,
+    src_dir: str,
+    graceful_shutdown_seconds: float,
+    connect_timeout: float,
+    broker_url: str,
+    backend_url: str,
+    handlers: str | None,
+    actions: str | None,
+    groups: str | None,
+) -> None:
+    """Distributed: run the app's actions and message handlers delivered by the broker."""
+
+    def start() -> None:
+        from jararaca.apploader import load_app
+        from jararaca.worker import Worker
+
+        Worker(
+            load_app(app_path),
+            broker_url,
+            backend_url,
+            split_names(handlers),
+            split_names(groups),
+            action_names=split_names(actions),
+            graceful_shutdown_seconds=graceful_shutdown_seconds,
+            connect_timeout=connect_timeout,
+        ).run()
+
+    launch(ctx, start, reload, src_dir)
+
+
+@click.command()
+@service_options
+@interval_option
+@option(
+    "--backend-url",
+    env="BACKEND_URL",
+    default="memory://",
+    show_default=True,
+    help="Where schedule state and delayed messages live (redis://... keeps them).",
+)
+@option(
+    "--actions",
+    env="ACTIONS",
+    default=None,
+    help="Comma-separated action names to run (default: all).",
+)
+@groups_option(" to run")
+@click.pass_context
+def scheduler(
+    ctx: click.Context,
+    app_path: str,
+    reload: bool,
+    src_dir: str,
+    graceful_shutdown_seconds: float,
+    connect_timeout: float,
+    interval: float,
+    backend_url: str,
+    actions: str | None,
+    groups: str | None,
+) -> None:
+    """Embedded: run actions and delayed messages in this process, no servers needed."""
+
+    def start() -> None:
+        from jararaca.apploader import load_app
+        from jararaca.scheduler.scheduler import Scheduler
+
+        Scheduler(
+            load_app(app_path),
+            interval,
+            backend_url,
+            split_names(actions),
+            groups=split_names(groups),
+            graceful_shutdown_seconds=graceful_shutdown_seconds,
+            connect_timeout=connect_timeout,
+        ).run()
+
+    launch(ctx, start, reload, src_dir)
+
+
+COMMANDS = (beat, worker, scheduler)
