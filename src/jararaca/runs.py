@@ -16,6 +16,7 @@ from typing import Any
 
 from jararaca import wire
 from jararaca.backends.base import REMEMBER_DONE, RunStart, RunStatus, WorkerStore
+from jararaca.backends.records import RunRecord
 from jararaca.brokers.base import Delivery
 from jararaca.clock import Clock
 from jararaca.errors import JararacaError
@@ -70,6 +71,7 @@ class RunGuard:
         catching_up: bool = False,
         recheck_routing_key: str | None = None,
         remember_for: timedelta = REMEMBER_DONE,
+        record: RunRecord | None = None,
     ) -> RunStart | None:
         """Ask the backend whether this worker may run ``run_key`` now. Settles the delivery
         itself and returns None when it may not (a duplicate, an overlap, or another worker
@@ -83,6 +85,7 @@ class RunGuard:
             lease_until=now + self.lease,
             skip_on_overlap=not catching_up,
             remember_for=remember_for,
+            record=record,
         )
         self.outage.recovered()
         if start.status is RunStatus.STARTED:
@@ -109,6 +112,7 @@ class RunGuard:
         overlap_key: str | None,
         call: Callable[[], Awaitable[Any]],
         timeout: float | None,
+        record: RunRecord | None = None,
     ) -> BaseException | None:
         """Run user code while its lease is renewed; return what it raised."""
         self.renewer.add(run_key, overlap_key)
@@ -118,9 +122,11 @@ class RunGuard:
         except asyncio.CancelledError:
             # Shutdown ran out of grace (or a second signal came): release the lease now so
             # another worker takes the run over at once instead of after the lease.
+            now = self.clock.now()
+            cancelled = None if record is None else record.ended("cancelled", finished_at=now)
             await settle_quietly(
                 lambda: self.backend.release_run(
-                    run_key, overlap_key=overlap_key, owner=self.owner, now=self.clock.now()
+                    run_key, overlap_key=overlap_key, owner=self.owner, now=now, record=cancelled
                 )
             )
             raise
@@ -134,12 +140,17 @@ class RunGuard:
         run_key: str,
         overlap_key: str | None,
         remember_for: timedelta = REMEMBER_DONE,
+        record: RunRecord | None = None,
     ) -> None:
-        await self.record_done(run_key, overlap_key, remember_for)
+        await self.record_done(run_key, overlap_key, remember_for, record)
         await delivery.ack()
 
     async def record_done(
-        self, run_key: str, overlap_key: str | None, remember_for: timedelta = REMEMBER_DONE
+        self,
+        run_key: str,
+        overlap_key: str | None,
+        remember_for: timedelta = REMEMBER_DONE,
+        record: RunRecord | None = None,
     ) -> None:
         """Record the run as done. The run already happened, so a backend failure here must
         not send the message round again: it is only logged (the record guards against
@@ -151,6 +162,7 @@ class RunGuard:
                 owner=self.owner,
                 now=self.clock.now(),
                 remember_for=remember_for,
+                record=record,
             )
         except JararacaError as exc:
             log.warning("could not record %s as done: %s", run_key, exc)

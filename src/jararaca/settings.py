@@ -42,3 +42,23 @@ def dedupe_seconds() -> int:
     of it (republished by a beat that died, or redelivered) is not handled again. Fires are
     remembered for a day; messages are many, so their records live for this long (10 min)."""
     return _positive("JARARACA_DEDUPE_SECONDS", DEFAULT_DEDUPE_SECONDS, int, "seconds")
+
+
+DEFAULT_RUN_HISTORY = 100
+
+
+def run_history() -> int:
+    """``JARARACA_RUN_HISTORY``: how many runs are kept per action in the run history."""
+    return _positive("JARARACA_RUN_HISTORY", DEFAULT_RUN_HISTORY, int, "runs")
+
+
+DEFAULT_DEAD_LETTER_MAX = 10_000
+
+
+def dead_letter_max() -> int:
+    """``JARARACA_DEAD_LETTER_MAX``: how many messages the dead-letter queue keeps (default
+    10,000); each one dead-lettered beyond that drops the oldest, which a warning says (at
+    most once a minute). On RabbitMQ it is the queue's ``x-max-length``, fixed when the
+    queue is created: to change it, delete the queue (RabbitMQ refuses to declare it again
+    with another limit)."""
+    return _positive("JARARACA_DEAD_LETTER_MAX", DEFAULT_DEAD_LETTER_MAX, int, "messages")

@@ -16,6 +16,7 @@ import random
 import socket
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 
 from jararaca import wire
 from jararaca.backends.base import Backend
+from jararaca.backends.records import Outcome, RunRecord
 from jararaca.brokers.base import UNROUTED, Broker, Consumer, Delivery
 from jararaca.clock import Clock, SystemClock
 from jararaca.declarations import MessageContext, ScheduledRun
@@ -231,23 +233,39 @@ class Worker(Service):
         if not spec.exclusive:  # every worker runs its own copy: identities are per worker
             run_key = f"{run_key}#{self.owner}"
             overlap_key = overlap_key and f"{overlap_key}#{self.owner}"
+        running = RunRecord(
+            run_key,
+            action.action_id,
+            scheduled_at,
+            "running",
+            started_at=self.clock.now(),
+            worker=self.owner,
+        )
         start = await self._runs.begin(
-            delivery, run_key, overlap_key, catching_up=envelope.headers.get(wire.CATCH_UP) == "1"
+            delivery,
+            run_key,
+            overlap_key,
+            catching_up=envelope.headers.get(wire.CATCH_UP) == "1",
+            record=running,
         )
         if start is None:
             return
+        running = replace(running, attempt=start.attempt)
         run = ScheduledRun(action.action_id, scheduled_at, envelope.message_id, start.attempt)
         self.stats.runs_started += 1
         for listener in self.run_listeners:
             listener(run)
         method = getattr(self._container.get(action.controller), action.attribute)
         call = partial(method, run) if spec.takes_run else method
-        error = await self._runs.run_owned(run_key, overlap_key, call, spec.timeout)
+        error = await self._runs.run_owned(run_key, overlap_key, call, spec.timeout, running)
+        ended = running.ended("succeeded", finished_at=self.clock.now())
         if error is not None:
             self.stats.runs_failed += 1
             log.error("action %s (fire %s) failed: %r", action.action_id, run_key, error)
+            outcome: Outcome = "timed_out" if isinstance(error, TimeoutError) else "failed"
+            ended = running.ended(outcome, finished_at=self.clock.now(), error=error)
             await call_exception_handler(spec.exception_handler, error, run, action.action_id)
-        await self._runs.finish(delivery, run_key, overlap_key)
+        await self._runs.finish(delivery, run_key, overlap_key, record=ended)
 
     async def _run_message(self, handler: HandlerDef, delivery: Delivery) -> None:
         envelope = delivery.envelope

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from jararaca.backends.base import Backend, RunStatus
+from jararaca.backends.base import Backend, ClaimResult, RunStatus
 from jararaca.brokers.memory import MemoryBroker
 from jararaca.errors import ConfigError
 from jararaca.messagebus.message import Message
@@ -80,7 +80,7 @@ async def test_delete_namespace_forgets_everything(backend: Backend) -> None:
     assert await backend.get_last_fires(["a"]) == {}
     assert not await backend.is_running("a", now=T0)
     # The fire claim is forgotten: the fire can be claimed again (and is in flight again).
-    assert await backend.claim_fires([c], now=T0, lease_until=T0 + LEASE) == [True]
+    assert await backend.claim_fires([c], now=T0, lease_until=T0 + LEASE) == [ClaimResult.CLAIMED]
     assert await backend.get_last_fires(["a"]) == {"a": T0}
     assert await backend.next_due() == T0 + LEASE
     # Run records are forgotten: the done run and the running one start afresh.
@@ -111,7 +111,9 @@ async def test_delete_namespace_is_seen_by_every_client_of_the_namespace(
     await one.claim_fires([claim("a", T0)], now=T0, lease_until=T0 + LEASE)
     await two.delete_namespace()
     assert await one.pending_count() == 0
-    assert await one.claim_fires([claim("a", T0)], now=T0, lease_until=T0 + LEASE) == [True]
+    assert await one.claim_fires([claim("a", T0)], now=T0, lease_until=T0 + LEASE) == [
+        ClaimResult.CLAIMED
+    ]
     await one.enqueue_delayed(env("m2"), T0, task_id="m2")
     assert await two.pending_count() == 1
 
@@ -139,7 +141,9 @@ async def test_namespaces_never_see_each_other(make_backend: BackendFactory) -> 
     await one.enqueue_delayed(env("m"), T0, task_id="k")
     await one.begin_run("a@1", overlap_key="a", owner="w", now=T0, lease_until=T0 + LEASE)
     assert await two.get_last_fires(["a"]) == {}
-    assert await two.claim_fires([claim("a", T0)], now=T0, lease_until=T0 + LEASE) == [True]
+    assert await two.claim_fires([claim("a", T0)], now=T0, lease_until=T0 + LEASE) == [
+        ClaimResult.CLAIMED
+    ]
     assert await two.claim_due(now=T0, lease_until=T0 + LEASE, limit=10) == []
     assert not await two.is_running("a", now=T0)
     assert await one.pending_count() == 1

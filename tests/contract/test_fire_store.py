@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from jararaca.backends.base import Backend, Claimed
+from jararaca.backends.base import Backend, Claimed, ClaimResult
 from tests.contract.conftest import LEASE, T0, claim
 
 
@@ -14,14 +14,16 @@ async def test_a_fire_is_claimed_once(backend: Backend) -> None:
     again = await backend.claim_fires(
         [claim("a", T0), claim("b", T0)], now=T0, lease_until=T0 + LEASE
     )
-    assert first == [True]
-    assert again == [False, True]
+    assert first == [ClaimResult.CLAIMED]
+    assert again == [ClaimResult.TAKEN, ClaimResult.CLAIMED]
 
 
 async def test_a_claim_is_remembered_for_at_least_an_hour(backend: Backend) -> None:
     await backend.claim_fires([claim("a", T0)], now=T0, lease_until=T0 + LEASE)
     later = T0 + timedelta(minutes=59)
-    assert await backend.claim_fires([claim("a", T0)], now=later, lease_until=later) == [False]
+    assert await backend.claim_fires([claim("a", T0)], now=later, lease_until=later) == [
+        ClaimResult.TAKEN
+    ]
 
 
 async def test_claiming_nothing_answers_nothing(backend: Backend) -> None:
@@ -35,7 +37,7 @@ async def test_two_beats_racing_for_the_same_fires_claim_each_once(backend: Back
     answers = await asyncio.gather(
         *(backend.claim_fires(claims, now=T0, lease_until=T0 + LEASE) for _ in range(4))
     )
-    per_fire = [sum(a[i] for a in answers) for i in range(len(claims))]
+    per_fire = [sum(a[i] is ClaimResult.CLAIMED for a in answers) for i in range(len(claims))]
     assert per_fire == [1] * len(claims)
 
 
@@ -69,5 +71,5 @@ async def test_a_fire_refused_as_claimed_before_is_not_put_in_flight_again(
     c = claim("a", T0)
     await backend.claim_fires([c], now=T0, lease_until=T0 + LEASE)
     await backend.ack_inflight([c.fire_id])
-    assert await backend.claim_fires([c], now=T0, lease_until=T0 + LEASE) == [False]
+    assert await backend.claim_fires([c], now=T0, lease_until=T0 + LEASE) == [ClaimResult.TAKEN]
     assert await backend.next_due() is None

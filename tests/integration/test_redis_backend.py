@@ -19,7 +19,14 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from jararaca.backends.base import REMEMBER_DONE, Backend, Claimed, FireClaim, RunStatus
+from jararaca.backends.base import (
+    REMEMBER_DONE,
+    Backend,
+    Claimed,
+    ClaimResult,
+    FireClaim,
+    RunStatus,
+)
 from jararaca.backends.redis import FIRE_CLAIM_TTL_MS, RedisBackend
 from jararaca.clock import epoch_ms
 from jararaca.errors import BackendError, ConfigError, CredentialsError
@@ -181,7 +188,7 @@ async def test_odd_ids_and_bodies_round_trip(make: Factory) -> None:
 async def test_an_odd_fire_id_round_trips(make: Factory) -> None:
     backend = await make()
     odd = FireClaim('ação "1" {x}\\@1', "a", T0, env('ação "1" {x}\\@1', {"v": "ü"}))
-    assert await backend.claim_fires([odd], now=T0, lease_until=T0 + LEASE) == [True]
+    assert await backend.claim_fires([odd], now=T0, lease_until=T0 + LEASE) == [ClaimResult.CLAIMED]
     later = T0 + LEASE + timedelta(seconds=1)
     got = await backend.reclaim_inflight(now=later, lease_until=later + LEASE, limit=10)
     assert got == [Claimed(odd.fire_id, odd.envelope, None)]

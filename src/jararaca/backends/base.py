@@ -14,8 +14,10 @@ so implementations never read the clock and tests control time. The roles:
   message id), ordered by due instant, with the seed's payload and time policies;
 * :class:`RunLeases`: a record per fire (or handled message) started by a worker, its lease
   renewed while it runs, and a running mark per action for ``allow_overlap=False``;
-* :class:`Admin`: what only operators and tests ask (counts, liveness, wiping a namespace),
-  kept out of the hot-path protocols.
+* :class:`Admin` and the control protocols (:class:`RunHistory`, :class:`Pauses`,
+  :class:`Processes`, :class:`DelayedAdmin`): what operators and tests ask and steer, kept out
+  of the hot-path protocols (the run history is *written* through the run leases, in the same
+  round trips).
 
 Storage never shapes the wire: backends store and return envelopes and instants, and the beat
 stamps the headers (``x-jararaca-due-at``, ``x-jararaca-dispatched-at``).
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from jararaca.backends.records import ProcessRecord, RunRecord
 from jararaca.policies import PayloadPolicy, TimePolicy
 from jararaca.wire import Envelope
 
@@ -58,6 +61,21 @@ class Claimed:
     inflight_id: str
     envelope: Envelope
     due_at: datetime | None = None
+
+
+class ClaimResult(enum.Enum):
+    CLAIMED = "claimed"  # this beat dispatches the fire
+    TAKEN = "taken"  # claimed before (another beat, or this one): not again
+    PAUSED = "paused"  # the action is paused: the slot is recorded skipped_paused, not run
+
+
+@dataclass(frozen=True, slots=True)
+class DelayedEntry:
+    """A message waiting in the delayed queue (what operators list)."""
+
+    task_id: str
+    envelope: Envelope
+    due_at: datetime
 
 
 class RunStatus(enum.Enum):
@@ -109,11 +127,13 @@ class FireStore(Protocol):
 
     async def claim_fires(
         self, claims: Sequence[FireClaim], *, now: datetime, lease_until: datetime
-    ) -> list[bool]:
-        """For each claim, atomically: if this fire was never claimed, remember it (for at least
-        an hour), raise the action's last fire to ``scheduled_at`` (never lower it), put the
-        envelope in flight (keyed by the fire id) until ``lease_until`` and answer True;
-        otherwise answer False."""
+    ) -> list[ClaimResult]:
+        """For each claim, atomically: if this fire was claimed before, answer TAKEN.
+        Otherwise remember it (for at least an hour) and raise the action's last fire to
+        ``scheduled_at`` (never lower it, so catch-up never replays it); then, if the action is
+        paused, add a ``skipped_paused`` record to its run history and answer PAUSED, else put
+        the envelope in flight (keyed by the fire id) until ``lease_until`` and answer
+        CLAIMED."""
         ...
 
 
@@ -189,6 +209,7 @@ class RunLeases(Protocol):
         lease_until: datetime,
         skip_on_overlap: bool = True,
         remember_for: timedelta = REMEMBER_DONE,
+        record: RunRecord | None = None,
     ) -> RunStart:
         """Atomically decide whether ``owner`` may start the fire ``fire_id``:
 
@@ -201,7 +222,10 @@ class RunLeases(Protocol):
           the previous run instead of being skipped);
         * otherwise the fire (and ``overlap_key`` when given) is leased to ``owner`` until
           ``lease_until`` -> STARTED, with ``attempt`` 1 the first time and one more each time
-          an expired lease is taken over."""
+          an expired lease is taken over.
+
+        With ``record`` (a ``running`` record of a fire), the run history gets it on STARTED
+        (with the attempt), or as ``skipped_overlap`` (finished now) when the fire is skipped."""
         ...
 
     async def renew_run(
@@ -211,10 +235,17 @@ class RunLeases(Protocol):
         ...
 
     async def release_run(
-        self, fire_id: str, *, overlap_key: str | None, owner: str, now: datetime
+        self,
+        fire_id: str,
+        *,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+        record: RunRecord | None = None,
     ) -> None:
         """End ``owner``'s lease on the run now, without recording it done: the run was
-        cancelled (shutdown) and another worker may take it over at once, as attempt + 1."""
+        cancelled (shutdown) and another worker may take it over at once, as attempt + 1.
+        ``record`` (``cancelled``) goes into the run history."""
         ...
 
     async def finish_run(
@@ -225,10 +256,12 @@ class RunLeases(Protocol):
         owner: str,
         now: datetime,
         remember_for: timedelta = REMEMBER_DONE,
+        record: RunRecord | None = None,
     ) -> None:
         """Record the fire as done (remembered for ``remember_for``) and release the overlap
         key if ``owner`` holds it. When another owner took the run over and holds a live
-        lease on it, its record is left alone."""
+        lease on it, its record is left alone. ``record`` (the run's end) goes into the run
+        history unless the run was taken over."""
         ...
 
 
@@ -248,6 +281,67 @@ class Admin(Protocol):
         ...
 
 
+class RunHistory(Protocol):
+    """The last runs of each action (``JARARACA_RUN_HISTORY`` per action, oldest dropped)."""
+
+    async def record_runs(self, records: Sequence[RunRecord]) -> None:
+        """Add or replace (by fire id) records in their actions' histories."""
+        ...
+
+    async def run_history(self, action_id: str, *, limit: int) -> list[RunRecord]:
+        """The action's most recent runs, latest scheduled instant first."""
+        ...
+
+
+class Pauses(Protocol):
+    """Paused actions, honoured by every beat from the next slot (see ``claim_fires``)."""
+
+    async def pause(self, action_id: str, reason: str) -> None: ...
+
+    async def resume(self, action_id: str) -> bool:
+        """Whether the action was paused."""
+        ...
+
+    async def paused(self) -> dict[str, str]:
+        """Paused action ids and the reason given ("" when none)."""
+        ...
+
+
+class Processes(Protocol):
+    """Heartbeats of beats and workers."""
+
+    async def heartbeat(self, record: ProcessRecord, *, keep: timedelta) -> None:
+        """Store the process's record; records not renewed for ``keep`` are forgotten."""
+        ...
+
+    async def processes(self) -> list[ProcessRecord]: ...
+
+    async def forget_process(self, process_id: str) -> None:
+        """Remove a process that stopped cleanly."""
+        ...
+
+
+class DelayedAdmin(Protocol):
+    """Looking into and steering the delayed queue."""
+
+    async def list_delayed(self, *, limit: int) -> list[DelayedEntry]:
+        """Pending entries, soonest first."""
+        ...
+
+    async def cancel_delayed(
+        self, *, task_id: str | None = None, message_id: str | None = None
+    ) -> bool:
+        """Remove the pending entry with this task id (or whose envelope has this message
+        id); whether one was removed."""
+        ...
+
+    async def enqueue_fires(self, claims: Sequence[FireClaim], *, due: datetime) -> list[str]:
+        """Queue fires to be dispatched at ``due`` (trigger, backfill), keyed by fire id; a fire
+        already claimed, running, run, in the history or pending is left out. The fire ids
+        queued."""
+        ...
+
+
 class BeatStore(FireStore, InFlight, DelayedQueue, Protocol):
     """What a beat uses."""
 
@@ -256,5 +350,9 @@ class WorkerStore(RunLeases, DelayedQueue, Protocol):
     """What a worker uses (the delayed queue for retries and rechecks)."""
 
 
-class Backend(Connection, FireStore, InFlight, DelayedQueue, RunLeases, Admin, Protocol):
+class ControlStore(Admin, RunHistory, Pauses, Processes, DelayedAdmin, Protocol):
+    """What the control plane uses."""
+
+
+class Backend(Connection, FireStore, InFlight, DelayedQueue, RunLeases, ControlStore, Protocol):
     """Everything a backend implements (memory, Redis)."""

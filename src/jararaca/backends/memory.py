@@ -11,19 +11,24 @@ import asyncio
 import heapq
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from jararaca.backends.base import (
     REMEMBER_DONE,
     BackendInfo,
     Claimed,
+    ClaimResult,
+    DelayedEntry,
     FireClaim,
     RunStart,
     RunStatus,
 )
+from jararaca.backends.memory_control import ControlState, MemoryControl
+from jararaca.backends.records import RunRecord
 from jararaca.clock import epoch_ms, from_epoch_ms
 from jararaca.policies import PayloadPolicy, TimePolicy
+from jararaca.settings import run_history
 from jararaca.wire import Envelope
 
 FIRE_CLAIM_TTL_MS = 3_600_000
@@ -61,6 +66,7 @@ class _Store:
     overlap: dict[str, tuple[str, str, int]] = field(default_factory=dict)
     listeners: set[asyncio.Event] = field(default_factory=set)
     seq: itertools.count[int] = field(default_factory=itertools.count)
+    control: ControlState = field(default_factory=lambda: ControlState(run_history()))
 
     def empty(self) -> None:
         """Forget all state; keep the listeners (they belong to live beats, not to state)."""
@@ -81,7 +87,7 @@ def reset_memory_stores() -> None:
     _STORES.clear()
 
 
-class MemoryBackend:
+class MemoryBackend(MemoryControl):
     def __init__(self, name: str = "", *, namespace: str = "jararaca") -> None:
         self.name = name
         self.namespace = namespace
@@ -96,6 +102,9 @@ class MemoryBackend:
 
     async def info(self) -> BackendInfo:
         return BackendInfo(kind="memory", in_process=True, persists=False, detail="in-process")
+
+    def _control_state(self) -> ControlState:
+        return self._s.control
 
     async def delete_namespace(self) -> None:
         # Emptied in place: every client of this name and namespace shares the store, and
@@ -116,23 +125,30 @@ class MemoryBackend:
 
     async def claim_fires(
         self, claims: Sequence[FireClaim], *, now: datetime, lease_until: datetime
-    ) -> list[bool]:
+    ) -> list[ClaimResult]:
         s = self._s
         now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
         _prune(s.claim_expiries, now_ms, lambda key, at: _forget_claim(s.fire_claims, key, at))
-        answers: list[bool] = []
+        answers: list[ClaimResult] = []
         for claim in claims:
             expiry = s.fire_claims.get(claim.fire_id)
             if expiry is not None and expiry > now_ms:
-                answers.append(False)
+                answers.append(ClaimResult.TAKEN)
                 continue
             s.fire_claims[claim.fire_id] = now_ms + FIRE_CLAIM_TTL_MS
             _remember(s.claim_expiries, now_ms + FIRE_CLAIM_TTL_MS, claim.fire_id)
             at = epoch_ms(claim.scheduled_at)
             if s.last_fires.get(claim.action_id, at - 1) < at:
                 s.last_fires[claim.action_id] = at
+            if claim.action_id in s.control.paused:
+                skipped = RunRecord(
+                    claim.fire_id, claim.action_id, claim.scheduled_at, "skipped_paused"
+                )
+                s.control.record([skipped.ended("skipped_paused", finished_at=now)])
+                answers.append(ClaimResult.PAUSED)
+                continue
             self._put_inflight(Claimed(claim.fire_id, claim.envelope), lease_ms)
-            answers.append(True)
+            answers.append(ClaimResult.CLAIMED)
         return answers
 
     # -- in flight ------------------------------------------------------------------------
@@ -255,6 +271,42 @@ class MemoryBackend:
     async def pending_count(self) -> int:
         return len(self._s.pending)
 
+    async def list_delayed(self, *, limit: int) -> list[DelayedEntry]:
+        entries = sorted(self._s.pending.items(), key=lambda item: (item[1].due_ms, item[1].seq))
+        return [
+            DelayedEntry(task_id, pending.envelope, from_epoch_ms(pending.due_ms))
+            for task_id, pending in entries[:limit]
+        ]
+
+    async def cancel_delayed(
+        self, *, task_id: str | None = None, message_id: str | None = None
+    ) -> bool:
+        pending = self._s.pending
+        if task_id is None and message_id is not None:
+            task_id = next(
+                (t for t, p in pending.items() if p.envelope.message_id == message_id), None
+            )
+        # The heap keeps a stale entry; _head_due_ms skips it (its task is gone).
+        return task_id is not None and pending.pop(task_id, None) is not None
+
+    async def enqueue_fires(self, claims: Sequence[FireClaim], *, due: datetime) -> list[str]:
+        s = self._s
+        now_ms = epoch_ms(due)
+        queued: list[str] = []
+        for claim in claims:
+            fire = claim.fire_id
+            run = s.runs.get(fire)
+            known = (
+                s.fire_claims.get(fire, 0) > now_ms
+                or (run is not None and (run.done_until_ms or run.lease_ms) > now_ms)
+                or s.control.knows_fire(claim.action_id, fire)
+                or fire in s.pending
+            )
+            if not known:
+                await self.enqueue_delayed(claim.envelope, due, task_id=fire)
+                queued.append(fire)
+        return queued
+
     # -- runs -----------------------------------------------------------------------------
 
     async def begin_run(
@@ -267,6 +319,7 @@ class MemoryBackend:
         lease_until: datetime,
         skip_on_overlap: bool = True,
         remember_for: timedelta = REMEMBER_DONE,
+        record: RunRecord | None = None,
     ) -> RunStart:
         s = self._s
         now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
@@ -284,10 +337,14 @@ class MemoryBackend:
                 if skip_on_overlap:
                     s.runs[fire_id] = _Run(owner, now_ms, 1, done_until_ms=now_ms + keep_ms)
                     _remember(s.run_expiries, now_ms + keep_ms, fire_id)
+                    if record is not None:
+                        s.control.record([record.ended("skipped_overlap", finished_at=now)])
                 return RunStart(RunStatus.OVERLAP, 1, from_epoch_ms(holder[2]))
             s.overlap[overlap_key] = (fire_id, owner, lease_ms)
         attempt = 1 if run is None else run.attempt + 1
         s.runs[fire_id] = _Run(owner, lease_ms, attempt)
+        if record is not None:
+            s.control.record([replace(record, attempt=attempt)])
         return RunStart(RunStatus.STARTED, attempt)
 
     async def renew_run(
@@ -305,9 +362,17 @@ class MemoryBackend:
         return True
 
     async def release_run(
-        self, fire_id: str, *, overlap_key: str | None, owner: str, now: datetime
+        self,
+        fire_id: str,
+        *,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+        record: RunRecord | None = None,
     ) -> None:
-        await self.renew_run(fire_id, overlap_key=overlap_key, owner=owner, lease_until=now)
+        held = await self.renew_run(fire_id, overlap_key=overlap_key, owner=owner, lease_until=now)
+        if held and record is not None:
+            self._s.control.record([record])
 
     async def finish_run(
         self,
@@ -317,6 +382,7 @@ class MemoryBackend:
         owner: str,
         now: datetime,
         remember_for: timedelta = REMEMBER_DONE,
+        record: RunRecord | None = None,
     ) -> None:
         s = self._s
         keep_ms = round(remember_for.total_seconds() * 1000)
@@ -332,6 +398,8 @@ class MemoryBackend:
             attempt = run.attempt if run is not None else 1
             s.runs[fire_id] = _Run(owner, now_ms, attempt, done_until_ms=now_ms + keep_ms)
             _remember(s.run_expiries, now_ms + keep_ms, fire_id)
+            if record is not None:
+                s.control.record([record])
         if overlap_key is not None:
             holder = s.overlap.get(overlap_key)
             if holder is not None and holder[0] == fire_id and holder[1] == owner:

@@ -25,17 +25,21 @@ from jararaca.backends.base import (
     REMEMBER_DONE,
     BackendInfo,
     Claimed,
+    ClaimResult,
     FireClaim,
     RunStart,
     RunStatus,
 )
+from jararaca.backends.records import RunRecord
 from jararaca.backends.redis_batch import ScriptBatcher
+from jararaca.backends.redis_control import RedisControl
 from jararaca.backends.redis_keys import Keys, scan_pattern
 from jararaca.backends.redis_wakeup import WakeupChannel
 from jararaca.clock import epoch_ms, from_epoch_ms
 from jararaca.errors import BackendError, ConfigError, CredentialsError
 from jararaca.policies import PayloadPolicy, TimePolicy
 from jararaca.redaction import redact
+from jararaca.settings import run_history
 from jararaca.wire import Envelope
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,9 @@ def _claimed(inflight_id: bytes | str, raw: bytes | str) -> Claimed:
     return Claimed(_text(inflight_id), Envelope.from_dict(data))
 
 
+_CLAIM_ANSWERS = (ClaimResult.TAKEN, ClaimResult.CLAIMED, ClaimResult.PAUSED)
+
+
 def _pairs(flat: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
     return zip(flat[::2], flat[1::2], strict=True)
 
@@ -72,13 +79,14 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-class RedisBackend:
+class RedisBackend(RedisControl):
     """The :class:`~jararaca.backends.base.Backend` protocols on one Redis client and pool."""
 
     def __init__(self, url: str, *, namespace: str) -> None:
         self.url = url
         self.namespace = namespace
         self.keys = Keys.for_namespace(namespace)
+        self.history_limit = run_history()
         self._client: aioredis.Redis | None = None
         self._connected = False
         self._wakeups = WakeupChannel(
@@ -223,11 +231,15 @@ class RedisBackend:
 
     async def claim_fires(
         self, claims: Sequence[FireClaim], *, now: datetime, lease_until: datetime
-    ) -> list[bool]:
+    ) -> list[ClaimResult]:
         if not claims:
             return []
+        k = self.keys
+        keys = [k.fire_claims, k.last_fires, k.inflight, k.inflight_env, k.paused]
         args: list[Any] = [epoch_ms(now), epoch_ms(lease_until), FIRE_CLAIM_TTL_MS]
+        args.append(self.history_limit)
         for c in claims:
+            keys.extend(k.history(c.action_id))
             args += [
                 c.fire_id,
                 c.action_id,
@@ -235,10 +247,8 @@ class RedisBackend:
                 c.envelope.message_id,
                 c.envelope.to_json(),
             ]
-        k = self.keys
-        keys = [k.fire_claims, k.last_fires, k.inflight, k.inflight_env]
         answers = await self._eval(scripts.CLAIM_FIRES, keys, args)
-        return [bool(a) for a in answers]
+        return [_CLAIM_ANSWERS[int(a)] for a in answers]
 
     # -- in flight ------------------------------------------------------------------------
 
@@ -330,11 +340,20 @@ class RedisBackend:
 
     # -- runs -----------------------------------------------------------------------------
 
-    def _run_keys(self, fire_id: str, overlap_key: str | None) -> list[str]:
+    def _run_call(
+        self, fire_id: str, overlap_key: str | None, record: RunRecord | None
+    ) -> tuple[list[str], list[Any]]:
+        """Keys and trailing arguments shared by the run scripts: the run, its overlap mark
+        and its action's history when given (flags tell the script which are there)."""
         keys = [self.keys.run(fire_id)]
         if overlap_key is not None:
             keys.append(self.keys.overlap(overlap_key))
-        return keys
+        flags: list[Any] = [int(overlap_key is not None), int(record is not None)]
+        if record is None:
+            return keys, flags
+        keys.extend(self.keys.history(record.action_id))
+        history = [record.to_json(), epoch_ms(record.scheduled_at), self.history_limit]
+        return keys, flags + history
 
     async def begin_run(
         self,
@@ -346,7 +365,9 @@ class RedisBackend:
         lease_until: datetime,
         skip_on_overlap: bool = True,
         remember_for: timedelta = REMEMBER_DONE,
+        record: RunRecord | None = None,
     ) -> RunStart:
+        keys, tail = self._run_call(fire_id, overlap_key, record)
         args = [
             fire_id,
             owner,
@@ -354,25 +375,32 @@ class RedisBackend:
             epoch_ms(lease_until),
             round(remember_for.total_seconds() * 1000),
             int(skip_on_overlap),
+            *tail,
         ]
-        status, attempt, holder = await self._runs.eval(
-            scripts.BEGIN_RUN, self._run_keys(fire_id, overlap_key), args
-        )
+        status, attempt, holder = await self._runs.eval(scripts.BEGIN_RUN, keys, args)
         busy_until = from_epoch_ms(int(holder)) if holder else None
         return RunStart(RunStatus(_text(status)), int(attempt), busy_until)
 
     async def renew_run(
         self, fire_id: str, *, overlap_key: str | None, owner: str, lease_until: datetime
     ) -> bool:
-        args = [fire_id, owner, epoch_ms(lease_until)]
-        return bool(await self._eval(scripts.RENEW_RUN, self._run_keys(fire_id, overlap_key), args))
+        keys, tail = self._run_call(fire_id, overlap_key, None)
+        args = [fire_id, owner, epoch_ms(lease_until), *tail]
+        return bool(await self._eval(scripts.RENEW_RUN, keys, args))
 
     async def release_run(
-        self, fire_id: str, *, overlap_key: str | None, owner: str, now: datetime
+        self,
+        fire_id: str,
+        *,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+        record: RunRecord | None = None,
     ) -> None:
         # Renewing the lease to end now is the release: the record stays (with its attempt
         # count) and the next begin_run finds the lease over and takes the run over.
-        await self.renew_run(fire_id, overlap_key=overlap_key, owner=owner, lease_until=now)
+        keys, tail = self._run_call(fire_id, overlap_key, record)
+        await self._eval(scripts.RENEW_RUN, keys, [fire_id, owner, epoch_ms(now), *tail])
 
     async def finish_run(
         self,
@@ -382,9 +410,11 @@ class RedisBackend:
         owner: str,
         now: datetime,
         remember_for: timedelta = REMEMBER_DONE,
+        record: RunRecord | None = None,
     ) -> None:
-        args = [fire_id, owner, epoch_ms(now), round(remember_for.total_seconds() * 1000)]
-        await self._runs.eval(scripts.FINISH_RUN, self._run_keys(fire_id, overlap_key), args)
+        keys, tail = self._run_call(fire_id, overlap_key, record)
+        args = [fire_id, owner, epoch_ms(now), round(remember_for.total_seconds() * 1000), *tail]
+        await self._runs.eval(scripts.FINISH_RUN, keys, args)
 
     async def is_running(self, overlap_key: str, *, now: datetime) -> bool:
         with self._errors("reading an overlap mark"):

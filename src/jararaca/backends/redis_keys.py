@@ -17,7 +17,12 @@ Layout (``P`` = the prefix):
   fire counts as finished), with a TTL of a day past its lease;
 * ``P overlap:<overlap key>`` HASH ``fire``, ``owner``, ``lease`` (ms), with a TTL of a day past
   its lease (liveness is the ``lease`` field; the TTL only collects marks of vanished actions);
-* ``P wakeup`` the pub/sub channel told when an enqueue makes the delayed queue's head sooner.
+* ``P wakeup`` the pub/sub channel told when an enqueue makes the delayed queue's head sooner;
+* ``P history:<action>`` ZSET fire id -> scheduled ms and ``P history:<action>:rec`` HASH fire id
+  -> run record JSON (:class:`jararaca.backends.records.RunRecord`), trimmed to the newest
+  ``JARARACA_RUN_HISTORY`` by scheduled instant;
+* ``P paused`` HASH action id -> reason;
+* ``P processes`` SET of process ids, ``P process:<id>`` the heartbeat JSON, expiring on its own.
 
 Envelopes are stored as :meth:`jararaca.wire.Envelope.to_json`, readable with ``redis-cli``.
 """
@@ -56,6 +61,8 @@ class Keys:
     delayed: str
     delayed_env: str
     wakeup_channel: str
+    paused: str
+    processes: str
 
     @classmethod
     def for_namespace(cls, namespace: str) -> Keys:
@@ -69,6 +76,8 @@ class Keys:
             delayed=p + "delayed",
             delayed_env=p + "delayed:env",
             wakeup_channel=p + "wakeup",
+            paused=p + "paused",
+            processes=p + "processes",
         )
 
     def run(self, fire_id: str) -> str:
@@ -76,3 +85,10 @@ class Keys:
 
     def overlap(self, overlap_key: str) -> str:
         return f"{self.prefix}overlap:{overlap_key}"
+
+    def history(self, action_id: str) -> tuple[str, str]:
+        """The action's history index (ZSET) and records (HASH)."""
+        return f"{self.prefix}history:{action_id}", f"{self.prefix}history:{action_id}:rec"
+
+    def process(self, process_id: str) -> str:
+        return f"{self.prefix}process:{process_id}"

@@ -16,27 +16,36 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 
+def _lua(name: str) -> bytes:
+    return resources.files("jararaca.backends").joinpath("lua", f"{name}.lua").read_bytes()
+
+
 class Script:
-    """One Lua file, identified on the server by the SHA1 of its source."""
+    """One Lua file, identified on the server by the SHA1 of its source.
+
+    ``prelude`` names shared files (``lua/_<name>.lua``) put in front of it: Lua scripts have
+    no imports, and the run history is written by several scripts the same way."""
 
     __slots__ = ("name", "sha", "source")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, prelude: tuple[str, ...] = ()) -> None:
         self.name = name
-        lua = resources.files("jararaca.backends").joinpath("lua", f"{name}.lua")
-        self.source = lua.read_bytes()
+        self.source = b"\n".join([*(_lua(f"_{p}") for p in prelude), _lua(name)])
         self.sha = hashlib.sha1(self.source, usedforsecurity=False).hexdigest()
 
 
-CLAIM_FIRES = Script("claim_fires")
+_HISTORY = ("history",)
+CLAIM_FIRES = Script("claim_fires", prelude=_HISTORY)
 ACK_INFLIGHT = Script("ack_inflight")
 RECLAIM_INFLIGHT = Script("reclaim_inflight")
 ENQUEUE_DELAYED = Script("enqueue_delayed")
 ENQUEUE_DELAYED_MANY = Script("enqueue_delayed_many")
+ENQUEUE_FIRES = Script("enqueue_fires")
 CLAIM_DUE = Script("claim_due")
-BEGIN_RUN = Script("begin_run")
-RENEW_RUN = Script("renew_run")
-FINISH_RUN = Script("finish_run")
+BEGIN_RUN = Script("begin_run", prelude=_HISTORY)
+RENEW_RUN = Script("renew_run", prelude=_HISTORY)
+FINISH_RUN = Script("finish_run", prelude=_HISTORY)
+RECORD_RUNS = Script("record_runs", prelude=_HISTORY)
 ALL: tuple[Script, ...] = (
     CLAIM_FIRES,
     ACK_INFLIGHT,
@@ -47,6 +56,8 @@ ALL: tuple[Script, ...] = (
     BEGIN_RUN,
     RENEW_RUN,
     FINISH_RUN,
+    ENQUEUE_FIRES,
+    RECORD_RUNS,
 )
 
 

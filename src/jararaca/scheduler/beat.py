@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from jararaca.backends.base import BeatStore, Claimed, FireClaim
+from jararaca.backends.base import BeatStore, Claimed, ClaimResult, FireClaim
 from jararaca.brokers.base import Broker
 from jararaca.clock import Clock
 from jararaca.errors import JararacaError
@@ -34,6 +34,7 @@ DELAYED_BATCH = 1000
 class BeatStats:
     fires_dispatched: int = 0
     fires_lost_race: int = 0  # another beat had claimed them: expected with several beats
+    fires_paused: int = 0  # recorded skipped_paused instead of dispatched
     delayed_dispatched: int = 0
     reclaimed: int = 0
     publish_failures: int = 0
@@ -221,8 +222,15 @@ class Beat:
                 spec.catch_up,
             )
         self._dropped.clear()
-        won = [Claimed(c.fire_id, c.envelope) for c, ok in zip(claims, answers, strict=True) if ok]
-        self.stats.fires_lost_race += len(claims) - len(won)
+        won: list[Claimed] = []
+        for claim, answer in zip(claims, answers, strict=True):
+            if answer is ClaimResult.CLAIMED:
+                won.append(Claimed(claim.fire_id, claim.envelope))
+            elif answer is ClaimResult.PAUSED:
+                self.stats.fires_paused += 1
+                log.info("%s is paused: fire %s skipped", claim.action_id, claim.fire_id)
+            else:
+                self.stats.fires_lost_race += 1
         await self._publish(won, now)
         self.stats.fires_dispatched += len(won)
 

@@ -1,9 +1,20 @@
 -- Record a fire as done and release its overlap mark if this owner holds it.
--- KEYS: run HASH [, overlap HASH]
--- ARGV: fire id, owner, now ms, keep-done ms
+-- KEYS: run HASH, then the overlap HASH when ARGV[5] is 1, then the action's history index
+--       ZSET and records HASH when ARGV[6] is 1
+-- ARGV: fire id, owner, now ms, keep-done ms, has overlap (1|0), has record (1|0),
+--       record JSON, scheduled ms, history limit
 -- Returns 1.
-local run, overlap = KEYS[1], KEYS[2]
+local run = KEYS[1]
 local fire, owner, now, keep = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local overlap, index, records
+local next_key = 2
+if ARGV[5] == '1' then
+  overlap = KEYS[next_key]
+  next_key = next_key + 1
+end
+if ARGV[6] == '1' then
+  index, records = KEYS[next_key], KEYS[next_key + 1]
+end
 
 local record = redis.call('HMGET', run, 'owner', 'lease', 'attempt', 'done')
 -- A slow (not dead) owner finishing after another worker took the run over must not mark the
@@ -15,6 +26,9 @@ if not taken_over then
   redis.call('DEL', run)
   redis.call('HSET', run, 'owner', owner, 'lease', now, 'attempt', attempt, 'done', now + keep)
   redis.call('PEXPIRE', run, keep)
+  if index then
+    add_history(index, records, fire, ARGV[8], ARGV[7], ARGV[9])
+  end
 end
 if overlap then
   local holder = redis.call('HMGET', overlap, 'fire', 'owner')

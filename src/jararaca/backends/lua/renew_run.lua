@@ -1,9 +1,21 @@
--- Extend a run's lease (and its overlap mark's) if the owner still holds it.
--- KEYS: run HASH [, overlap HASH]
--- ARGV: fire id, owner, new lease end ms
+-- Extend a run's lease (and its overlap mark's) if the owner still holds it. A release is a
+-- renewal to end now, with the cancelled run's record for the history.
+-- KEYS: run HASH, then the overlap HASH when ARGV[4] is 1, then the action's history index
+--       ZSET and records HASH when ARGV[5] is 1
+-- ARGV: fire id, owner, new lease end ms, has overlap (1|0), has record (1|0), record JSON,
+--       scheduled ms, history limit
 -- Returns 1 when renewed, 0 when the run is finished or held by someone else.
-local run, overlap = KEYS[1], KEYS[2]
+local run = KEYS[1]
 local fire, owner, lease = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local overlap, index, records
+local next_key = 2
+if ARGV[4] == '1' then
+  overlap = KEYS[next_key]
+  next_key = next_key + 1
+end
+if ARGV[5] == '1' then
+  index, records = KEYS[next_key], KEYS[next_key + 1]
+end
 
 -- No `now` is given here, so TTLs move by as much as the lease moved.
 local function extend(key, delta)
@@ -25,5 +37,8 @@ if overlap then
     redis.call('HSET', overlap, 'lease', ARGV[3])
     extend(overlap, lease - tonumber(holder[3]))
   end
+end
+if index then
+  add_history(index, records, fire, ARGV[7], ARGV[6], ARGV[8])
 end
 return 1

@@ -1,0 +1,145 @@
+"""What the backends keep for operators: run records (the run history) and process heartbeats.
+
+Plain frozen dataclasses with a compact JSON form, the same in every backend so that a record
+written by a Redis worker reads back the same through any process. Time fields are aware UTC
+datetimes stored as epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from jararaca.clock import epoch_ms, from_epoch_ms
+
+Outcome = Literal[
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "cancelled",
+    "skipped_overlap",
+    "skipped_paused",
+]
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
+ProcessKind = Literal["beat", "worker", "scheduler"]
+
+
+def _ms(when: datetime | None) -> int | None:
+    return None if when is None else epoch_ms(when)
+
+
+def _at(ms: Any) -> datetime | None:
+    return None if ms is None else from_epoch_ms(int(ms))
+
+
+def one_line(error: BaseException | str | None, limit: int = 500) -> str | None:
+    """An error as one line of at most ``limit`` characters (what run records keep)."""
+    if error is None:
+        return None
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """How one fire of an action went (or is going)."""
+
+    fire_id: str
+    action_id: str
+    scheduled_at: datetime
+    outcome: Outcome
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    worker: str | None = None
+    attempt: int = 1
+
+    def ended(
+        self,
+        outcome: Outcome,
+        *,
+        finished_at: datetime,
+        error: BaseException | str | None = None,
+    ) -> RunRecord:
+        return replace(self, outcome=outcome, finished_at=finished_at, error=one_line(error))
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "f": self.fire_id,
+                "a": self.action_id,
+                "s": epoch_ms(self.scheduled_at),
+                "o": self.outcome,
+                "st": _ms(self.started_at),
+                "fi": _ms(self.finished_at),
+                "e": self.error,
+                "w": self.worker,
+                "n": self.attempt,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> RunRecord:
+        data = json.loads(raw)
+        return cls(
+            fire_id=data["f"],
+            action_id=data["a"],
+            scheduled_at=from_epoch_ms(int(data["s"])),
+            outcome=data["o"],
+            started_at=_at(data.get("st")),
+            finished_at=_at(data.get("fi")),
+            error=data.get("e"),
+            worker=data.get("w"),
+            attempt=int(data.get("n") or 1),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRecord:
+    """A beat's or worker's heartbeat: who it is and what it runs."""
+
+    process_id: str
+    kind: ProcessKind
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    last_seen: datetime
+    names: tuple[str, ...] = field(default_factory=tuple)  # its actions or handlers
+
+    def seen(self, now: datetime) -> ProcessRecord:
+        return replace(self, last_seen=now)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "id": self.process_id,
+                "k": self.kind,
+                "h": self.host,
+                "p": self.pid,
+                "v": self.version,
+                "st": epoch_ms(self.started_at),
+                "ls": epoch_ms(self.last_seen),
+                "n": list(self.names),
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> ProcessRecord:
+        data = json.loads(raw)
+        return cls(
+            process_id=data["id"],
+            kind=data["k"],
+            host=data["h"],
+            pid=int(data["p"]),
+            version=data["v"],
+            started_at=from_epoch_ms(int(data["st"])),
+            last_seen=from_epoch_ms(int(data["ls"])),
+            names=tuple(data.get("n") or ()),
+        )

@@ -1,0 +1,174 @@
+"""The Redis backend's control side: run history, paused actions, heartbeats, and looking
+into and steering the delayed queue. Mixed into :class:`~jararaca.backends.redis.RedisBackend`
+(which provides the client, the keys and the script runner); none of it is on a hot path."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+
+from jararaca.backends import redis_scripts as scripts
+from jararaca.backends.base import DelayedEntry, FireClaim
+from jararaca.backends.records import ProcessRecord, RunRecord
+from jararaca.backends.redis_keys import Keys
+from jararaca.clock import epoch_ms, from_epoch_ms
+from jararaca.wire import Envelope
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisControl:
+    """RunHistory, Pauses, Processes and DelayedAdmin over the backend's client."""
+
+    keys: Keys
+    history_limit: int
+
+    def _redis(self) -> aioredis.Redis:
+        raise NotImplementedError
+
+    def _errors(self, doing: str) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
+    async def _eval(self, script: scripts.Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        raise NotImplementedError
+
+    # -- run history ----------------------------------------------------------------------
+
+    async def record_runs(self, records: Sequence[RunRecord]) -> None:
+        if not records:
+            return
+        keys: list[str] = []
+        args: list[Any] = [self.history_limit]
+        for record in records:
+            keys.extend(self.keys.history(record.action_id))
+            args += [record.fire_id, epoch_ms(record.scheduled_at), record.to_json()]
+        await self._eval(scripts.RECORD_RUNS, keys, args)
+
+    async def run_history(self, action_id: str, *, limit: int) -> list[RunRecord]:
+        index, records = self.keys.history(action_id)
+        with self._errors("reading the run history"):
+            fires = cast(list[bytes], await self._redis().zrevrange(index, 0, max(limit, 1) - 1))
+            if not fires or limit <= 0:
+                return []
+            raws = await self._redis().hmget(records, fires)
+        return [RunRecord.from_json(raw) for raw in raws if raw is not None]
+
+    # -- pauses ---------------------------------------------------------------------------
+
+    async def pause(self, action_id: str, reason: str) -> None:
+        with self._errors("pausing an action"):
+            await self._redis().hset(self.keys.paused, action_id, reason)
+
+    async def resume(self, action_id: str) -> bool:
+        with self._errors("resuming an action"):
+            return bool(await self._redis().hdel(self.keys.paused, action_id))
+
+    async def paused(self) -> dict[str, str]:
+        with self._errors("reading paused actions"):
+            found = await self._redis().hgetall(self.keys.paused)
+        return {_text(k): _text(v) for k, v in found.items()}
+
+    # -- processes ------------------------------------------------------------------------
+
+    async def heartbeat(self, record: ProcessRecord, *, keep: timedelta) -> None:
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.sadd(self.keys.processes, record.process_id)
+        # The record expires on its own: a process killed with SIGKILL vanishes after `keep`.
+        pipe.set(self.keys.process(record.process_id), record.to_json(), px=_ms(keep))
+        with self._errors("recording a heartbeat"):
+            await pipe.execute()
+
+    async def processes(self) -> list[ProcessRecord]:
+        client = self._redis()
+        with self._errors("reading heartbeats"):
+            ids = sorted(_text(i) for i in await client.smembers(self.keys.processes))
+            if not ids:
+                return []
+            raws = await client.mget([self.keys.process(i) for i in ids])
+            gone = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
+            if gone:
+                await client.srem(self.keys.processes, *gone)
+        return [ProcessRecord.from_json(raw) for raw in raws if raw is not None]
+
+    async def forget_process(self, process_id: str) -> None:
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.srem(self.keys.processes, process_id)
+        pipe.delete(self.keys.process(process_id))
+        with self._errors("forgetting a process"):
+            await pipe.execute()
+
+    # -- the delayed queue, for operators -------------------------------------------------
+
+    async def list_delayed(self, *, limit: int) -> list[DelayedEntry]:
+        if limit <= 0:
+            return []
+        client = self._redis()
+        with self._errors("listing delayed messages"):
+            head = cast(
+                list[tuple[bytes, float]],
+                await client.zrange(self.keys.delayed, 0, limit - 1, withscores=True),
+            )
+            if not head:
+                return []
+            raws = await client.hmget(self.keys.delayed_env, [task for task, _ in head])
+        entries = []
+        for (task, due), raw in zip(head, raws, strict=True):
+            if raw is None:
+                continue  # taken by a beat between the two reads
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                envelope = Envelope.from_json(raw)
+                entries.append(DelayedEntry(_text(task), envelope, from_epoch_ms(int(due))))
+        return entries
+
+    async def cancel_delayed(
+        self, *, task_id: str | None = None, message_id: str | None = None
+    ) -> bool:
+        if task_id is None and message_id is not None:
+            task_id = await self._task_of(message_id)
+        if task_id is None:
+            return False
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.zrem(self.keys.delayed, task_id)
+        pipe.hdel(self.keys.delayed_env, task_id)
+        with self._errors("cancelling a delayed message"):
+            removed, _ = await pipe.execute()
+        return bool(removed)
+
+    async def _task_of(self, message_id: str) -> str | None:
+        """The task id of the pending entry holding ``message_id`` (a scan: operators only)."""
+        client = self._redis()
+        with self._errors("looking for a delayed message"):
+            async for task, raw in client.hscan_iter(self.keys.delayed_env, count=1000):
+                if _message_id(raw) == message_id:
+                    return _text(task)
+        return None
+
+    async def enqueue_fires(self, claims: Sequence[FireClaim], *, due: datetime) -> list[str]:
+        if not claims:
+            return []
+        k = self.keys
+        keys = [k.fire_claims, k.delayed, k.delayed_env]
+        args: list[Any] = [epoch_ms(due), epoch_ms(due), k.wakeup_channel]
+        for claim in claims:
+            keys += [k.run(claim.fire_id), k.history(claim.action_id)[1]]
+            args += [claim.fire_id, claim.envelope.to_json()]
+        queued = await self._eval(scripts.ENQUEUE_FIRES, keys, args)
+        return [_text(fire) for fire in queued]
+
+
+def _ms(delta: timedelta) -> int:
+    return max(1, round(delta.total_seconds() * 1000))
+
+
+def _message_id(raw: bytes | str) -> str | None:
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        found = json.loads(raw).get("id")
+        return found if isinstance(found, str) else None
+    return None
