@@ -104,6 +104,7 @@ class TestScheduler:
             graceful_shutdown_seconds=0,
             backend=MemoryBackend(store, namespace=self._broker.namespace),
             broker=self._broker,
+            heartbeat=False,  # a real-time loop has no place on a fake clock
         )
         self.runs: list[ScheduledRun] = []
         self.scheduler.worker.run_listeners.append(self.runs.append)

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import socket
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import replace
@@ -34,6 +32,7 @@ from jararaca.invoke import LeaseRenewer, call_exception_handler
 from jararaca.lifecycle import Service, wait_or_hurry
 from jararaca.messagebus.publisher import Publisher, bind_publisher
 from jararaca.microservice import Container, Microservice
+from jararaca.observability.heartbeats import Heartbeat, process_id
 from jararaca.outage import Outage
 from jararaca.registry import HandlerDef, action_queues, build_registry, check_groups
 from jararaca.runs import RunGuard, WorkerStats, settle_quietly
@@ -41,10 +40,6 @@ from jararaca.settings import dedupe_seconds, max_message_bytes
 from jararaca.settings import lease_seconds as default_lease_seconds
 
 log = logging.getLogger("jararaca.worker")
-
-
-def owner_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{random.getrandbits(32):08x}"
 
 
 class Worker(Service):
@@ -65,6 +60,7 @@ class Worker(Service):
         connect_timeout: float = 60.0,
         backend: Backend | None = None,
         broker: Broker | None = None,
+        heartbeat: bool = True,
     ) -> None:
         super().__init__(graceful_shutdown_seconds=graceful_shutdown_seconds)
         registry = build_registry(app)
@@ -81,7 +77,7 @@ class Worker(Service):
         self.max_message_bytes = max_message_bytes()
         self.dedupe = timedelta(seconds=dedupe_seconds())
         self.connect_timeout = connect_timeout
-        self.owner = owner_id()
+        self.owner = process_id()
         self.stats = WorkerStats()
         self.run_listeners: list[Callable[[ScheduledRun], None]] = []
         self.publisher = Publisher(self.backend, self.broker, self.clock)
@@ -89,6 +85,19 @@ class Worker(Service):
         self._consumers: list[Consumer] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._deliveries = 0
+        names = [h.handler_id for h in self.handlers] + [a.action_id for a in self.actions]
+        self._heartbeat = (
+            Heartbeat(
+                self.backend,
+                self.clock,
+                process_id=self.owner,
+                kind="worker",
+                names=names,
+                period=self.lease,
+            )
+            if heartbeat
+            else None
+        )
         self._renewer = LeaseRenewer(self.backend, self.owner, self.clock, self.lease)
         self._outage = Outage("the worker's backend or broker", log)
         # Said once when the broker connection drops and once when it is back: the worker
@@ -114,6 +123,8 @@ class Worker(Service):
             self._container.get(controller)  # build now: a broken provider fails at start-up
         self._renewer.start()
         stack.push_async_callback(self._renewer.stop)
+        if self._heartbeat is not None:
+            await self._heartbeat.start(stack)
         queues = [h.queue for h in self.handlers] + action_queues(self.actions)
         await self.broker.declare([q for q in queues if not q.broadcast])
         stack.push_async_callback(self._cancel_consumers)

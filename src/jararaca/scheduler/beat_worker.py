@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
+from datetime import timedelta
 
 from jararaca.backends.base import Backend
 from jararaca.brokers.base import Broker
@@ -13,6 +14,7 @@ from jararaca.clock import Clock, SystemClock
 from jararaca.engines import Engines, warn_if_volatile
 from jararaca.lifecycle import Service
 from jararaca.microservice import Microservice
+from jararaca.observability.heartbeats import Heartbeat, process_id
 from jararaca.redaction import redact
 from jararaca.registry import action_queues, build_registry, check_groups
 from jararaca.scheduler.beat import Beat
@@ -39,6 +41,7 @@ class BeatWorker(Service):
         connect_timeout: float = 60.0,
         backend: Backend | None = None,
         broker: Broker | None = None,
+        heartbeat: bool = True,
     ) -> None:
         super().__init__(graceful_shutdown_seconds=graceful_shutdown_seconds)
         self.registry = build_registry(app)
@@ -49,13 +52,27 @@ class BeatWorker(Service):
         self.engines = Engines.build(broker_url, backend_url, broker=broker, backend=backend)
         self.connect_timeout = connect_timeout
         self._urls = (redact(broker_url), redact(backend_url))
+        clock = clock or SystemClock()
+        lease = lease_seconds or default_lease_seconds()
         self.beat = Beat(
             self.actions,
             self.engines.backend,
             self.engines.broker,
-            clock or SystemClock(),
+            clock,
             interval=interval,
-            lease_seconds=lease_seconds or default_lease_seconds(),
+            lease_seconds=lease,
+        )
+        self._heartbeat = (
+            Heartbeat(
+                self.engines.backend,
+                clock,
+                process_id=process_id(),
+                kind="beat",
+                names=[a.action_id for a in self.actions],
+                period=timedelta(seconds=lease),
+            )
+            if heartbeat
+            else None
         )
 
     @property
@@ -76,6 +93,8 @@ class BeatWorker(Service):
         await warn_if_volatile(self.backend)
         await self.beat.start()
         stack.push_async_callback(self.beat.stop)
+        if self._heartbeat is not None:
+            await self._heartbeat.start(stack)
         log.info(
             "beat started with %d action(s); broker %s, backend %s",
             len(self.actions),

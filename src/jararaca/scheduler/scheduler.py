@@ -12,6 +12,7 @@ from jararaca.clock import Clock, SystemClock
 from jararaca.engines import Engines
 from jararaca.lifecycle import Service
 from jararaca.microservice import Microservice
+from jararaca.observability.heartbeats import Heartbeat
 from jararaca.scheduler.beat_worker import BeatWorker
 from jararaca.worker import Worker
 
@@ -37,6 +38,7 @@ class Scheduler(Service):
         connect_timeout: float = 60.0,
         backend: Backend | None = None,
         broker: Broker | None = None,
+        heartbeat: bool = True,
     ) -> None:
         super().__init__(graceful_shutdown_seconds=graceful_shutdown_seconds)
         self.clock = clock or SystemClock()
@@ -56,6 +58,7 @@ class Scheduler(Service):
             lease_seconds=lease_seconds,
             backend=backend,
             broker=broker,
+            heartbeat=False,  # one record for the whole process, below
         )
         self.worker = Worker(
             app,
@@ -66,6 +69,19 @@ class Scheduler(Service):
             graceful_shutdown_seconds=graceful_shutdown_seconds,
             backend=backend,
             broker=broker,
+            heartbeat=False,
+        )
+        self._heartbeat = (
+            Heartbeat(
+                backend,
+                self.clock,
+                process_id=self.worker.owner,
+                kind="scheduler",
+                names=[a.action_id for a in self.beat_worker.actions],
+                period=self.worker.lease,
+            )
+            if heartbeat
+            else None
         )
 
     @property
@@ -82,6 +98,8 @@ class Scheduler(Service):
         stack.push_async_callback(self.worker.stop)
         await self.beat_worker.start()
         stack.push_async_callback(self.beat_worker.stop)
+        if self._heartbeat is not None:
+            await self._heartbeat.start(stack)
 
     async def _serve(self, stop: asyncio.Event) -> None:
         await self.beat_worker.beat.serve(stop)
