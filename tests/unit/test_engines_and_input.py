@@ -117,3 +117,29 @@ def test_an_unknown_group_is_refused_naming_the_known_ones() -> None:
 
     with pytest.raises(ConfigError, match=r"group\(s\) report: the app's groups are reports"):
         Scheduler(Microservice(controllers=[Reports]), groups=["report"])
+
+
+class Reminder(Message):
+    MESSAGE_TOPIC = "reminders.due"
+
+    text: str
+
+
+async def test_a_cancelled_delayed_message_is_never_delivered() -> None:
+    from jararaca import MessageHandler, use_publisher
+
+    got: list[str] = []
+
+    class Reminders:
+        @MessageHandler(Reminder)
+        async def on_reminder(self, message: Reminder) -> None:
+            got.append(message.text)
+
+    app = Microservice(controllers=[Reminders])
+    async with TestScheduler(app, start=T0) as t:
+        await Reminder(text="cancelled").delay(60, idempotency_key="r-1")
+        await Reminder(text="kept").delay(60, idempotency_key="r-2")
+        assert await use_publisher().cancel("r-1") is True
+        assert await use_publisher().cancel("r-1") is False
+        await t.advance(timedelta(minutes=5))
+    assert got == ["kept"]

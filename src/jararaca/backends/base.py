@@ -342,6 +342,10 @@ class DelayedAdmin(Protocol):
         ...
 
 
+class PublisherStore(DelayedQueue, DelayedAdmin, Protocol):
+    """What a publisher uses: enqueue, and cancel by idempotency key."""
+
+
 class BeatStore(FireStore, InFlight, DelayedQueue, Protocol):
     """What a beat uses."""
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jararaca import wire
-from jararaca.backends.base import DelayedQueue
+from jararaca.backends.base import PublisherStore
 from jararaca.brokers.base import Broker
 from jararaca.clock import Clock, SystemClock
 from jararaca.errors import ConfigError, PublisherNotBoundError
@@ -28,7 +28,7 @@ MAX_DELAY = timedelta(days=100 * 365)
 class Publisher:
     """Publishes messages now (broker) or later (the backend's delayed queue)."""
 
-    def __init__(self, backend: DelayedQueue, broker: Broker, clock: Clock | None = None) -> None:
+    def __init__(self, backend: PublisherStore, broker: Broker, clock: Clock | None = None) -> None:
         self.backend = backend
         self.broker = broker
         self.clock = clock or SystemClock()
@@ -80,6 +80,14 @@ class Publisher:
         await self.backend.enqueue_delayed_many(entries)
         return [envelope.message_id for envelope, _ in entries]
 
+    async def cancel(self, idempotency_key: str) -> bool:
+        """Remove the pending delayed message enqueued with ``idempotency_key``; whether there
+        was one (a message already dispatched cannot be called back)."""
+        check_enqueue_options(idempotency_key, "ignore", "replace")
+        if idempotency_key is None:
+            raise ConfigError("cancel() needs the idempotency_key the message was enqueued with")
+        return await self.backend.cancel_delayed(task_id=task_id_for_key(idempotency_key))
+
     async def _enqueue(
         self,
         message: Message,
@@ -94,12 +102,17 @@ class Publisher:
         await self.backend.enqueue_delayed(
             envelope,
             due,
-            # Prefixed so that a user's key never meets the internal retry:/recheck: tasks.
-            task_id=f"key:{idempotency_key}" if idempotency_key else envelope.message_id,
+            task_id=task_id_for_key(idempotency_key) if idempotency_key else envelope.message_id,
             payload_policy=payload_policy,
             time_policy=time_policy,
         )
         return envelope.message_id
+
+
+def task_id_for_key(idempotency_key: str) -> str:
+    """The delayed-queue task id of a user's idempotency key: prefixed so that it never meets
+    the internal ``retry:``/``recheck:`` tasks."""
+    return f"key:{idempotency_key}"
 
 
 def message_envelope(
