@@ -22,6 +22,7 @@ DUE_AT = "x-jararaca-due-at"
 PUBLISHED_AT = "x-jararaca-published-at"
 ATTEMPT = "x-jararaca-attempt"
 CATCH_UP = "x-jararaca-catch-up"  # "1" on fires run late after downtime
+SCHEDULE = "x-jararaca-schedule"  # the dynamic schedule a message fire comes from
 DEAD_LETTER_REASON = "x-jararaca-dead-letter-reason"
 
 

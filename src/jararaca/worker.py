@@ -308,21 +308,24 @@ class Worker(Service):
         # One run per (handler, message, attempt): a message published twice (its beat died
         # after publishing, before forgetting it) or redelivered is handled once.
         run_key = f"msg:{handler.handler_id}:{envelope.message_id}:{context.attempt}"
+        running = self._schedule_record(envelope, context)
         start = await self._runs.begin(
             delivery,
             run_key,
             None,
             recheck_routing_key=handler.retry_routing_key,
             remember_for=self.dedupe,
+            record=running,
         )
         if start is None:
             return
         method = getattr(self._container.get(handler.controller), handler.attribute)
         call = partial(method, message, context) if spec.takes_context else partial(method, message)
-        error = await self._runs.run_owned(run_key, None, call, spec.timeout)
+        error = await self._runs.run_owned(run_key, None, call, spec.timeout, running)
         if error is None:
             self.stats.messages_handled += 1
-            await self._runs.finish(delivery, run_key, None, self.dedupe)
+            ended = running and running.ended("succeeded", finished_at=self.clock.now())
+            await self._runs.finish(delivery, run_key, None, self.dedupe, record=ended)
             return
         self.stats.messages_failed += 1
         log.error(
@@ -342,7 +345,27 @@ class Worker(Service):
             await self._dead_letter(
                 delivery, f"handler {handler.handler_id} failed {tries}: {error!r}"
             )
-        await self._runs.record_done(run_key, None, self.dedupe)
+        failed = running and running.ended("failed", finished_at=self.clock.now(), error=error)
+        await self._runs.record_done(run_key, None, self.dedupe, record=failed)
+
+    def _schedule_record(
+        self, envelope: wire.Envelope, context: MessageContext
+    ) -> RunRecord | None:
+        """A fire of a dynamic schedule goes into the schedule's run history, as an action's
+        fire does (when a topic has several handlers, the last one to finish is recorded)."""
+        schedule_id = envelope.headers.get(wire.SCHEDULE)
+        scheduled_at = _instant(envelope.headers.get(wire.SCHEDULED_AT))
+        if not schedule_id or scheduled_at is None:
+            return None
+        return RunRecord(
+            envelope.message_id,
+            schedule_id,
+            scheduled_at,
+            "running",
+            started_at=self.clock.now(),
+            worker=self.owner,
+            attempt=context.attempt,
+        )
 
     async def _retry(self, handler: HandlerDef, delivery: Delivery, attempt: int) -> None:
         base = handler.spec.retry_delay * 2 ** (attempt - 1)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from jararaca.backends.records import ProcessRecord, RunRecord
+from jararaca.backends.records import ProcessRecord, RunRecord, ScheduleRecord
 from jararaca.policies import PayloadPolicy, TimePolicy
 from jararaca.wire import Envelope
 
@@ -342,11 +342,29 @@ class DelayedAdmin(Protocol):
         ...
 
 
+class Schedules(Protocol):
+    """Dynamic schedules, created and deleted at run time (they survive every restart)."""
+
+    async def put_schedule(self, schedule: ScheduleRecord) -> None:
+        """Add or replace a schedule, and bump the version beats watch."""
+        ...
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        """Whether there was one; bumps the version."""
+        ...
+
+    async def dynamic_schedules(self) -> list[ScheduleRecord]: ...
+
+    async def schedules_version(self) -> int:
+        """A number that changes whenever a schedule is put or deleted (0 before any)."""
+        ...
+
+
 class PublisherStore(DelayedQueue, DelayedAdmin, Protocol):
     """What a publisher uses: enqueue, and cancel by idempotency key."""
 
 
-class BeatStore(FireStore, InFlight, DelayedQueue, Protocol):
+class BeatStore(FireStore, InFlight, DelayedQueue, Schedules, Protocol):
     """What a beat uses."""
 
 
@@ -354,7 +372,7 @@ class WorkerStore(RunLeases, DelayedQueue, Protocol):
     """What a worker uses (the delayed queue for retries and rechecks)."""
 
 
-class ControlStore(Admin, RunHistory, Pauses, Processes, DelayedAdmin, Protocol):
+class ControlStore(Admin, RunHistory, Pauses, Processes, DelayedAdmin, Schedules, Protocol):
     """What the control plane uses."""
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from jararaca.backends.records import ProcessRecord, RunRecord
+from jararaca.backends.records import ProcessRecord, RunRecord, ScheduleRecord
 from jararaca.clock import epoch_ms
 
 
@@ -21,6 +21,8 @@ class ControlState:
     history: dict[str, dict[str, RunRecord]] = field(default_factory=dict)  # action -> fire ->
     paused: dict[str, str] = field(default_factory=dict)
     processes: dict[str, tuple[int, ProcessRecord]] = field(default_factory=dict)  # expiry ms
+    schedules: dict[str, ScheduleRecord] = field(default_factory=dict)
+    schedules_version: int = 0
 
     def record(self, records: Sequence[RunRecord]) -> None:
         for rec in records:
@@ -74,6 +76,23 @@ class MemoryControl:
 
     async def forget_process(self, process_id: str) -> None:
         self._control_state().processes.pop(process_id, None)
+
+    async def put_schedule(self, schedule: ScheduleRecord) -> None:
+        state = self._control_state()
+        state.schedules[schedule.schedule_id] = schedule
+        state.schedules_version += 1
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        state = self._control_state()
+        found = state.schedules.pop(schedule_id, None) is not None
+        state.schedules_version += found
+        return found
+
+    async def dynamic_schedules(self) -> list[ScheduleRecord]:
+        return sorted(self._control_state().schedules.values(), key=lambda s: s.schedule_id)
+
+    async def schedules_version(self) -> int:
+        return self._control_state().schedules_version
 
 
 def _expire(state: ControlState, now: datetime) -> None:

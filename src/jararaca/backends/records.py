@@ -143,3 +143,46 @@ class ProcessRecord:
             last_seen=from_epoch_ms(int(data["ls"])),
             names=tuple(data.get("n") or ()),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A dynamic schedule: publish ``body`` to ``topic`` on ``cron`` (read in ``tz``)."""
+
+    schedule_id: str
+    cron: str
+    tz: str
+    topic: str
+    body: str  # the message's JSON, exactly what is published
+    catch_up: str = "latest"
+    jitter: float = 0.0
+    created_at: datetime | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "id": self.schedule_id,
+                "cron": self.cron,
+                "tz": self.tz,
+                "topic": self.topic,
+                "body": self.body,
+                "catch_up": self.catch_up,
+                "jitter": self.jitter,
+                "created": _ms(self.created_at),
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> ScheduleRecord:
+        data = json.loads(raw)
+        return cls(
+            schedule_id=data["id"],
+            cron=data["cron"],
+            tz=data["tz"],
+            topic=data["topic"],
+            body=data["body"],
+            catch_up=data.get("catch_up", "latest"),
+            jitter=float(data.get("jitter") or 0.0),
+            created_at=_at(data.get("created")),
+        )

@@ -32,7 +32,7 @@ from jararaca.backends.base import (
 )
 from jararaca.backends.records import RunRecord
 from jararaca.backends.redis_batch import ScriptBatcher
-from jararaca.backends.redis_control import RedisControl
+from jararaca.backends.redis_control import RedisControl, RedisSchedules
 from jararaca.backends.redis_keys import Keys, scan_pattern
 from jararaca.backends.redis_wakeup import WakeupChannel
 from jararaca.clock import epoch_ms, from_epoch_ms
@@ -79,7 +79,7 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-class RedisBackend(RedisControl):
+class RedisBackend(RedisControl, RedisSchedules):
     """The :class:`~jararaca.backends.base.Backend` protocols on one Redis client and pool."""
 
     def __init__(self, url: str, *, namespace: str) -> None:

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from jararaca.backends import redis_scripts as scripts
 from jararaca.backends.base import DelayedEntry, FireClaim
-from jararaca.backends.records import ProcessRecord, RunRecord
+from jararaca.backends.records import ProcessRecord, RunRecord, ScheduleRecord
 from jararaca.backends.redis_keys import Keys
 from jararaca.clock import epoch_ms, from_epoch_ms
 from jararaca.wire import Envelope
@@ -161,6 +161,43 @@ class RedisControl:
             args += [claim.fire_id, claim.envelope.to_json()]
         queued = await self._eval(scripts.ENQUEUE_FIRES, keys, args)
         return [_text(fire) for fire in queued]
+
+
+class RedisSchedules:
+    """Dynamic schedules in a HASH, with a version counter beats read once per tick."""
+
+    keys: Keys
+
+    def _redis(self) -> aioredis.Redis:
+        raise NotImplementedError
+
+    def _errors(self, doing: str) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
+    async def put_schedule(self, schedule: ScheduleRecord) -> None:
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.hset(self.keys.schedules, schedule.schedule_id, schedule.to_json())
+        pipe.incr(self.keys.schedules_version)
+        with self._errors("storing a schedule"):
+            await pipe.execute()
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.hdel(self.keys.schedules, schedule_id)
+        pipe.incr(self.keys.schedules_version)
+        with self._errors("deleting a schedule"):
+            removed, _ = await pipe.execute()
+        return bool(removed)
+
+    async def dynamic_schedules(self) -> list[ScheduleRecord]:
+        with self._errors("reading schedules"):
+            found = await self._redis().hgetall(self.keys.schedules)
+        records = [ScheduleRecord.from_json(raw) for raw in found.values()]
+        return sorted(records, key=lambda s: s.schedule_id)
+
+    async def schedules_version(self) -> int:
+        with self._errors("reading the schedules' version"):
+            return int(await self._redis().get(self.keys.schedules_version) or 0)
 
 
 def _ms(delta: timedelta) -> int:

@@ -22,7 +22,9 @@ Layout (``P`` = the prefix):
   -> run record JSON (:class:`jararaca.backends.records.RunRecord`), trimmed to the newest
   ``JARARACA_RUN_HISTORY`` by scheduled instant;
 * ``P paused`` HASH action id -> reason;
-* ``P processes`` SET of process ids, ``P process:<id>`` the heartbeat JSON, expiring on its own.
+* ``P processes`` SET of process ids, ``P process:<id>`` the heartbeat JSON, expiring on its own;
+* ``P schedules`` HASH schedule id -> dynamic schedule JSON, ``P schedules:version`` a counter
+  bumped by every change.
 
 Envelopes are stored as :meth:`jararaca.wire.Envelope.to_json`, readable with ``redis-cli``.
 """
@@ -63,6 +65,8 @@ class Keys:
     wakeup_channel: str
     paused: str
     processes: str
+    schedules: str
+    schedules_version: str
 
     @classmethod
     def for_namespace(cls, namespace: str) -> Keys:
@@ -78,6 +82,8 @@ class Keys:
             wakeup_channel=p + "wakeup",
             paused=p + "paused",
             processes=p + "processes",
+            schedules=p + "schedules",
+            schedules_version=p + "schedules:version",
         )
 
     def run(self, fire_id: str) -> str:

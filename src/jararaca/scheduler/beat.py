@@ -19,11 +19,12 @@ from datetime import datetime, timedelta
 from jararaca.backends.base import BeatStore, Claimed, ClaimResult, FireClaim
 from jararaca.brokers.base import Broker
 from jararaca.clock import Clock
-from jararaca.errors import JararacaError
+from jararaca.errors import CronError, JararacaError
 from jararaca.outage import Outage
 from jararaca.registry import ActionDef
-from jararaca.scheduler.fires import fire_envelope, fire_id
+from jararaca.scheduler.fires import fire_id
 from jararaca.scheduler.planning import first_fires, jitter_offset, keep_late, missed_fires
+from jararaca.scheduler.plans import Plan, action_plan, schedule_plan
 from jararaca.wire import Envelope, format_instant
 
 log = logging.getLogger("jararaca.beat")
@@ -50,9 +51,11 @@ class Beat:
         *,
         interval: float = 1.0,
         lease_seconds: float = 30.0,
+        dynamic_schedules: bool = True,
     ) -> None:
-        self.actions = list(actions)
-        self._by_id = {a.action_id: a for a in self.actions}
+        self._static = [action_plan(a) for a in actions]
+        self.actions: list[Plan] = list(self._static)
+        self._by_id = {p.action_id: p for p in self.actions}
         self.backend = backend
         self.broker = broker
         self.clock = clock
@@ -60,9 +63,11 @@ class Beat:
         self.lease = timedelta(seconds=lease_seconds)
         self.stats = BeatStats()
         self.wakeup = asyncio.Event()
-        # (dispatch instant as epoch seconds, action index, scheduled instant)
+        # (dispatch instant as epoch seconds, plan index, scheduled instant)
         self._heap: list[tuple[float, int, datetime]] = []
         self._started = False
+        self._dynamic = dynamic_schedules
+        self._schedules_version: int | None = None
         # Work kept across an outage (see tick): fires not yet claimed, envelopes claimed but
         # not published, and published ones not yet forgotten by the backend.
         self._unclaimed: list[FireClaim] = []
@@ -73,27 +78,9 @@ class Beat:
     async def start(self) -> None:
         """Read each action's last fire and plan catch-up and next fires."""
         now = self.clock.now()
-        last_fires = await self.backend.get_last_fires([a.action_id for a in self.actions])
-        catch_up: list[FireClaim] = []
-        # Many actions share a cron and have never fired: plan each distinct case once.
-        planned: dict[tuple[object, ...], tuple[list[datetime], datetime]] = {}
-        for index, action in enumerate(self.actions):
-            spec = action.spec
-            last = last_fires.get(action.action_id)
-            case = (spec.cron, last, spec.catch_up, spec.catch_up_window)
-            if case not in planned:
-                planned[case] = first_fires(
-                    spec.cron,
-                    last_fire=last,
-                    now=now,
-                    policy=spec.catch_up,
-                    window=spec.catch_up_window,
-                )
-            missed, upcoming = planned[case]
-            if missed:
-                log.info("%s: catching up %d missed fire(s)", action.action_id, len(missed))
-            catch_up.extend(self._claim(action, at, now, catch_up=True) for at in missed)
-            self._push(index, upcoming)
+        if self._dynamic:
+            await self._load_dynamic_plans()
+        catch_up = await self._plan(range(len(self.actions)), now)
         heapq.heapify(self._heap)
         self.backend.add_wakeup_listener(self.wakeup)
         self._started = True
@@ -104,24 +91,77 @@ class Beat:
                 # Kept in _unclaimed or _unpublished: the first ticks try again.
                 log.warning("catch-up dispatch failed, retrying with the next tick: %s", exc)
 
+    async def _plan(self, indexes: Sequence[int], now: datetime) -> list[FireClaim]:
+        """Push the next fire of each plan; return the missed fires catch-up still runs."""
+        plans = [self.actions[i] for i in indexes]
+        last_fires = await self.backend.get_last_fires([p.action_id for p in plans])
+        catch_up: list[FireClaim] = []
+        # Many actions share a cron and have never fired: plan each distinct case once.
+        planned: dict[tuple[object, ...], tuple[list[datetime], datetime]] = {}
+        for index, plan in zip(indexes, plans, strict=True):
+            last = last_fires.get(plan.action_id)
+            case = (plan.cron, last, plan.catch_up, plan.catch_up_window)
+            if case not in planned:
+                planned[case] = first_fires(
+                    plan.cron,
+                    last_fire=last,
+                    now=now,
+                    policy=plan.catch_up,
+                    window=plan.catch_up_window,
+                )
+            missed, upcoming = planned[case]
+            if missed:
+                log.info("%s: catching up %d missed fire(s)", plan.action_id, len(missed))
+            catch_up.extend(self._claim(plan, at, now, catch_up=True) for at in missed)
+            self._push(index, upcoming)
+        return catch_up
+
+    async def _load_dynamic_plans(self) -> bool:
+        """Read the dynamic schedules when their version changed; True when it did."""
+        version = await self.backend.schedules_version()
+        if version == self._schedules_version:
+            return False
+        plans: list[Plan] = []
+        for schedule in await self.backend.dynamic_schedules():
+            try:
+                plans.append(schedule_plan(schedule))
+            except CronError as exc:
+                log.error("dynamic schedule %s is skipped: %s", schedule.schedule_id, exc)
+        self._schedules_version = version
+        self.actions = self._static + plans
+        self._by_id = {p.action_id: p for p in self.actions}
+        return True
+
+    async def _refresh_dynamic_plans(self, now: datetime) -> None:
+        """Follow schedules created or deleted since the last look (any process may change
+        them): re-plan every dynamic schedule, the static ones keep their heap entries."""
+        if not self._dynamic or not await self._load_dynamic_plans():
+            return
+        first_dynamic = len(self._static)
+        self._heap = [entry for entry in self._heap if entry[1] < first_dynamic]
+        heapq.heapify(self._heap)
+        catch_up = await self._plan(range(first_dynamic, len(self.actions)), now)
+        if catch_up:
+            await self._dispatch_fires(catch_up, now)
+
     async def stop(self) -> None:
         self.backend.remove_wakeup_listener(self.wakeup)
 
     def _push(self, index: int, scheduled_at: datetime) -> None:
-        action = self.actions[index]
+        plan = self.actions[index]
         offset = 0.0
-        if action.spec.jitter:
-            following = action.spec.cron.next_after(scheduled_at)
+        if plan.jitter:
+            following = plan.cron.next_after(scheduled_at)
             offset = jitter_offset(
-                fire_id(action.action_id, scheduled_at), action.spec.jitter, scheduled_at, following
+                fire_id(plan.action_id, scheduled_at), plan.jitter, scheduled_at, following
             )
         heapq.heappush(self._heap, (scheduled_at.timestamp() + offset, index, scheduled_at))
 
     def _claim(
-        self, action: ActionDef, scheduled_at: datetime, now: datetime, *, catch_up: bool = False
+        self, plan: Plan, scheduled_at: datetime, now: datetime, *, catch_up: bool = False
     ) -> FireClaim:
-        envelope = fire_envelope(action, scheduled_at, now=now, catch_up=catch_up)
-        return FireClaim(envelope.message_id, action.action_id, scheduled_at, envelope)
+        envelope = plan.envelope(scheduled_at, now, catch_up)
+        return FireClaim(envelope.message_id, plan.action_id, scheduled_at, envelope)
 
     async def tick(self) -> datetime:
         """Dispatch everything due now; return when to look again."""
@@ -151,9 +191,10 @@ class Beat:
             by_action.setdefault(claim.action_id, []).append(claim.scheduled_at)
         late: list[FireClaim] = []
         for action_id, slots in by_action.items():
-            action = self._by_id[action_id]
-            spec = action.spec
-            kept = keep_late(slots, now=now, policy=spec.catch_up, window=spec.catch_up_window)
+            action = self._by_id.get(action_id)
+            if action is None:
+                continue  # a dynamic schedule deleted during the outage
+            kept = keep_late(slots, now=now, policy=action.catch_up, window=action.catch_up_window)
             if len(kept) < len(slots):
                 self._dropped[action_id] = self._dropped.get(action_id, 0) + len(slots) - len(kept)
             late.extend(self._claim(action, at, now, catch_up=True) for at in kept)
@@ -178,26 +219,25 @@ class Beat:
         while heap and heap[0][0] <= stamp:
             _, index, scheduled_at = heapq.heappop(heap)
             action = self.actions[index]
-            upcoming = action.spec.cron.next_after(scheduled_at)
+            upcoming = action.cron.next_after(scheduled_at)
             if upcoming <= now:
                 # The beat fell behind by more than a period (a stalled loop or host): this
                 # slot and the ones after it are missed fires, run as the catch-up policy says.
-                spec = action.spec
                 late = missed_fires(
-                    spec.cron,
+                    action.cron,
                     after=scheduled_at - timedelta(microseconds=1),
                     now=now,
-                    policy=spec.catch_up,
-                    window=spec.catch_up_window,
+                    policy=action.catch_up,
+                    window=action.catch_up_window,
                 )
                 claims.extend(self._claim(action, at, now, catch_up=True) for at in late)
-                upcoming = spec.cron.next_after(now)
+                upcoming = action.cron.next_after(now)
                 if not self._unclaimed:  # during an outage the recovery summary says it
                     log.warning(
                         "%s: the beat fell %.1f s behind; catch_up=%r runs %d missed fire(s)",
                         action.action_id,
                         (now - scheduled_at).total_seconds(),
-                        spec.catch_up,
+                        action.catch_up,
                         len(late),
                     )
             else:
@@ -214,12 +254,11 @@ class Beat:
             self._unclaimed = claims
             raise
         for action_id, dropped in self._dropped.items():
-            spec = self._by_id[action_id].spec
             log.warning(
                 "%s: %d fire(s) missed during the outage were dropped by catch_up=%r",
                 action_id,
                 dropped,
-                spec.catch_up,
+                self._by_id[action_id].catch_up,
             )
         self._dropped.clear()
         won: list[Claimed] = []
@@ -279,6 +318,8 @@ class Beat:
             raise
 
     async def _next_wakeup(self, now: datetime) -> datetime:
+        # Looked at after the due fires went out, so it costs their latency nothing.
+        await self._refresh_dynamic_plans(now)
         candidates = [now + timedelta(seconds=self.interval)]
         if self._heap:
             candidates.append(datetime.fromtimestamp(self._heap[0][0], tz=now.tzinfo))
