@@ -23,6 +23,7 @@ PUBLISHED_AT = "x-jararaca-published-at"
 ATTEMPT = "x-jararaca-attempt"
 CATCH_UP = "x-jararaca-catch-up"  # "1" on fires run late after downtime
 SCHEDULE = "x-jararaca-schedule"  # the dynamic schedule a message fire comes from
+REPLAY = "x-jararaca-replay"  # set on a dead letter replayed by an operator: a new run of it
 DEAD_LETTER_REASON = "x-jararaca-dead-letter-reason"
 
 

@@ -22,6 +22,7 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 from aio_pika.exceptions import ChannelClosed
 
+from jararaca import settings
 from jararaca.brokers.base import UNROUTED, Broker, Consumer, Delivery, QueueSpec
 from jararaca.brokers.rabbitmq import RabbitMQBroker
 from jararaca.brokers.rabbitmq_consume import RabbitMQConsumer, RabbitMQDelivery
@@ -135,8 +136,12 @@ async def test_queues_are_durable_and_dead_letter_to_the_app_dlx(
         lambda ch: ch.declare_exchange(ns, topic, durable=False, arguments=alternate)
     )
     assert await accepted(lambda ch: ch.declare_exchange(f"{ns}.dlx", fanout, durable=True))
-    # The dead-letter queue is durable and has no dead-letter exchange of its own.
-    assert await accepted(lambda ch: ch.declare_queue(f"{ns}.dead-letter", durable=True))
+    # The dead-letter queue is durable, has no dead-letter exchange of its own, and is bounded:
+    # past JARARACA_DEAD_LETTER_MAX messages it drops the oldest.
+    dead = f"{ns}.dead-letter"
+    bound: dict[str, Any] = {"x-max-length": settings.dead_letter_max(), "x-overflow": "drop-head"}
+    assert await accepted(lambda ch: ch.declare_queue(dead, durable=True, arguments=bound))
+    assert not await accepted(lambda ch: ch.declare_queue(dead, durable=True))
 
 
 async def test_declare_is_idempotent(make_broker: BrokerFactory) -> None:
@@ -270,6 +275,39 @@ async def test_dead_letter_keeps_the_message_and_adds_the_reason(
     assert got.headers[DEAD_LETTER_REASON] == "bad payload"
     assert got.headers["x-jararaca-attempt"] == "2"
     assert (got.message_id, got.routing_key, got.body) == ("x", "orders.created", b"{}")
+
+
+async def test_a_dead_letter_queue_declared_without_the_bound_gives_a_clear_error(
+    make_broker: BrokerFactory, raw: AbstractRobustConnection
+) -> None:
+    require_rabbitmq()
+    broker = make_broker(dead_letter_max=50)
+    dead = f"{broker.namespace}.dead-letter"
+    # As a jararaca without the bound declared it: RabbitMQ cannot add arguments to it.
+    channel = await raw.channel()
+    await channel.declare_queue(dead, durable=True)
+    try:
+        with pytest.raises(BrokerError) as caught:
+            await broker.declare([ORDERS])
+        message = str(caught.value)
+        assert f"dead-letter queue {dead}:" in message
+        assert "x-max-length=50 (JARARACA_DEAD_LETTER_MAX) and x-overflow=drop-head" in message
+        assert "inequivalent arg 'x-max-length'" in message  # what RabbitMQ said
+        assert f"Delete the queue (rabbitmqctl delete_queue {dead};" in message
+        # Ours alone: neither aio-pika's exception nor its traceback comes along.
+        assert caught.value.__cause__ is None
+        assert caught.value.__suppress_context__
+        # Whatever comes first after start-up says the same.
+        for operation in (
+            broker.publish([envelope("m1")]),
+            broker.dead_letters(limit=10),
+            broker.consume(broker.dead_letter_queue(), Inbox()),
+        ):
+            with pytest.raises(BrokerError, match=r"x-max-length=50 \(JARARACA_DEAD_LETTER_MAX\)"):
+                await operation
+    finally:
+        cleanup = await raw.channel()
+        await cleanup.queue_delete(dead)
 
 
 async def test_settling_twice_is_an_error(make_broker: BrokerFactory) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from jararaca.wire import Envelope
@@ -26,6 +27,23 @@ class QueueSpec:
     name: str
     routing_keys: tuple[str, ...]
     broadcast: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One message of the dead-letter queue, as :meth:`Broker.dead_letters` shows it.
+
+    ``envelope`` is the message as it sits in the queue (dead-letter headers included).
+    ``reason`` is jararaca's ``x-jararaca-dead-letter-reason``, or RabbitMQ's own reason
+    (``rejected``, ``expired``, ``maxlen``, ``delivery_limit``) for a message RabbitMQ
+    dead-lettered itself; ``""`` if neither is known. ``failed_at`` (aware, UTC) is when it
+    was dead-lettered, if known. ``source`` is the routing key it came from (a topic, a
+    handler's retry key or an action's key): where a replay publishes it again."""
+
+    envelope: Envelope
+    reason: str
+    failed_at: datetime | None
+    source: str
 
 
 class Delivery(Protocol):
@@ -73,7 +91,10 @@ class Broker(Protocol):
 
     async def declare(self, queues: Sequence[QueueSpec]) -> None:
         """Declare the exchange, the dead-letter exchange and queue, and ``queues`` with their
-        bindings. Idempotent; broadcast queues are declared by :meth:`consume` instead."""
+        bindings. Idempotent; broadcast queues are declared by :meth:`consume` instead.
+
+        The dead-letter queue holds at most ``JARARACA_DEAD_LETTER_MAX`` messages (read when
+        the broker is made); beyond that the oldest is dropped."""
         ...
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
@@ -90,7 +111,9 @@ class Broker(Protocol):
         ...
 
     async def dead_letter(self, envelope: Envelope, reason: str) -> None:
-        """Put an envelope straight into the dead-letter queue with ``reason``."""
+        """Put an envelope straight into the dead-letter queue with ``reason``. Should that
+        drop the oldest dead letter (the queue is full), a warning is logged (at most one a
+        minute); the same goes for :meth:`Delivery.dead_letter`."""
         ...
 
     async def consume(
@@ -102,4 +125,22 @@ class Broker(Protocol):
 
     def dead_letter_queue(self) -> QueueSpec:
         """The app's dead-letter queue, to inspect or consume it."""
+        ...
+
+    async def dead_letters(self, *, limit: int) -> list[DeadLetter]:
+        """Up to ``limit`` dead letters, oldest first, left in the queue (a look, not a take).
+        Messages a consumer of the dead-letter queue holds unsettled are not seen."""
+        ...
+
+    async def replay_dead_letters(self, message_ids: Sequence[str] | None = None) -> int:
+        """Publish the dead letters with these ids (all when ``None``; unknown ids are
+        ignored) again to the routing key each came from, without the dead-letter headers and,
+        except for action fires, with the attempt reset to 1. Each leaves the dead-letter
+        queue only once the broker confirmed its copy, so a crash mid-replay loses nothing (at
+        worst a message is both replayed and still dead). Returns how many were replayed;
+        raises ``BrokerError`` if a copy was not confirmed (that dead letter stays)."""
+        ...
+
+    async def purge_dead_letters(self) -> int:
+        """Remove every dead letter (but those a consumer holds); returns how many."""
         ...

@@ -2,28 +2,40 @@
 
 It exists for the embedded mode and users' tests, and passes the same contract tests as the
 RabbitMQ broker: at most ``prefetch`` unsettled deliveries per consumer, competing consumers
-on a queue, broadcast queues per consumer, requeue marks ``redelivered``.
+on a queue, broadcast queues per consumer, requeue marks ``redelivered``, a bounded
+dead-letter queue that drops its oldest message when full.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
+from jararaca import settings
 from jararaca.brokers.base import (
     DEFAULT_PREFETCH,
     UNROUTED,
     ConnectionListener,
+    DeadLetter,
     DeliveryCallback,
     QueueSpec,
 )
+from jararaca.brokers.dead_letters import (
+    DEAD_LETTERED_AT,
+    OverflowNotice,
+    dead_letter_of,
+    replay_envelope,
+)
 from jararaca.brokers.topic import topic_matches
+from jararaca.clock import Clock, SystemClock
 from jararaca.errors import BrokerError
-from jararaca.wire import DEAD_LETTER_REASON, Envelope
+from jararaca.wire import DEAD_LETTER_REASON, Envelope, format_instant
 
 DEAD_LETTER_QUEUE = "dead-letter"
 
@@ -34,20 +46,33 @@ class _Queue:
     routing_keys: tuple[str, ...]
     messages: deque[tuple[Envelope, bool]] = field(default_factory=deque)
     consumers: list[_MemoryConsumer] = field(default_factory=list)
+    # Like RabbitMQ's x-max-length with x-overflow=drop-head: the messages waiting (not
+    # those a consumer holds) are kept to this many by dropping the oldest.
+    max_length: int | None = None
 
-    def put(self, envelope: Envelope, *, redelivered: bool = False, front: bool = False) -> None:
+    def put(self, envelope: Envelope, *, redelivered: bool = False, front: bool = False) -> bool:
+        """Queue ``envelope``; whether that dropped the oldest message (the queue was full)."""
         if front:
             self.messages.appendleft((envelope, redelivered))
         else:
             self.messages.append((envelope, redelivered))
+        dropped = False
+        while self.max_length is not None and len(self.messages) > self.max_length:
+            self.messages.popleft()
+            dropped = True
         for consumer in self.consumers:
             consumer.wake.set()
+        return dropped
 
 
 @dataclass
 class _Exchange:
+    dead_letter_max: int
     queues: dict[str, _Queue] = field(default_factory=dict)
-    dead: _Queue = field(default_factory=lambda: _Queue(DEAD_LETTER_QUEUE, ()))
+    dead: _Queue = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dead = _Queue(DEAD_LETTER_QUEUE, (), max_length=self.dead_letter_max)
 
     def route(self, routing_key: str) -> list[_Queue]:
         return [
@@ -94,19 +119,19 @@ class _MemoryDelivery:
 
     async def dead_letter(self, reason: str) -> None:
         self._settle()
-        self._consumer.exchange.dead.put(_with_reason(self._envelope, reason))
+        await self._consumer.dead_letter(self._envelope, reason)
 
     async def requeue(self) -> None:
         self._settle()
         self._consumer.queue.put(self._envelope, redelivered=True, front=True)
 
 
-def _with_reason(envelope: Envelope, reason: str) -> Envelope:
+def _with_reason(envelope: Envelope, reason: str, now: datetime) -> Envelope:
     return Envelope(
         envelope.message_id,
         envelope.routing_key,
         envelope.body,
-        {**envelope.headers, DEAD_LETTER_REASON: reason},
+        {**envelope.headers, DEAD_LETTER_REASON: reason, DEAD_LETTERED_AT: format_instant(now)},
     )
 
 
@@ -119,10 +144,12 @@ class _MemoryConsumer:
         prefetch: int,
         *,
         owns_queue: bool,
+        dead_letter: Callable[[Envelope, str], Awaitable[None]],
     ) -> None:
         self.exchange = exchange
         self.queue = queue
         self.callback = callback
+        self.dead_letter = dead_letter
         self.prefetch = prefetch
         self.unsettled = 0
         self.wake = asyncio.Event()
@@ -152,13 +179,32 @@ class _MemoryConsumer:
 
 
 class MemoryBroker:
+    """``dead_letter_max`` bounds the dead-letter queue (default ``JARARACA_DEAD_LETTER_MAX``).
+    The first broker of an exchange sets it and later ones share it, whatever theirs (on
+    RabbitMQ the first declaration sets it too, and refuses a later one with another)."""
+
     def __init__(
-        self, name: str = "", *, namespace: str = "jararaca", prefetch: int = DEFAULT_PREFETCH
+        self,
+        name: str = "",
+        *,
+        namespace: str = "jararaca",
+        prefetch: int = DEFAULT_PREFETCH,
+        clock: Clock | None = None,
+        dead_letter_max: int | None = None,
     ) -> None:
         self.name = name
         self.namespace = namespace
         self.prefetch = prefetch
-        self._exchange = _EXCHANGES.setdefault(f"{name}\x00{namespace}", _Exchange())
+        self._clock: Clock = clock or SystemClock()
+        key = f"{name}\x00{namespace}"
+        exchange = _EXCHANGES.get(key)
+        if exchange is None:
+            limit = settings.dead_letter_max() if dead_letter_max is None else dead_letter_max
+            exchange = _EXCHANGES[key] = _Exchange(limit)
+        self._exchange = exchange
+        self._overflow = OverflowNotice(
+            f"{DEAD_LETTER_QUEUE} (memory, namespace {namespace!r})", exchange.dead_letter_max
+        )
         self._consumers: list[_MemoryConsumer] = []
 
     async def connect(self) -> None:
@@ -198,7 +244,8 @@ class MemoryBroker:
         return queues[UNROUTED.name]
 
     async def dead_letter(self, envelope: Envelope, reason: str) -> None:
-        self._exchange.dead.put(_with_reason(envelope, reason))
+        if self._exchange.dead.put(_with_reason(envelope, reason, self._clock.now())):
+            self._overflow.dropped()
 
     async def consume(
         self, queue: QueueSpec, callback: DeliveryCallback, *, prefetch: int | None = None
@@ -214,13 +261,43 @@ class MemoryBroker:
             await self.declare([queue])
             target, owns = exchange.queues[queue.name], False
         consumer = _MemoryConsumer(
-            exchange, target, callback, prefetch or self.prefetch, owns_queue=owns
+            exchange,
+            target,
+            callback,
+            prefetch or self.prefetch,
+            owns_queue=owns,
+            dead_letter=self.dead_letter,
         )
         self._consumers.append(consumer)
         return consumer
 
     def dead_letter_queue(self) -> QueueSpec:
         return QueueSpec(DEAD_LETTER_QUEUE, ())
+
+    async def dead_letters(self, *, limit: int) -> list[DeadLetter]:
+        if limit < 0:
+            raise ValueError(f"limit must not be negative, got {limit}")
+        messages = self._exchange.dead.messages
+        return [dead_letter_of(envelope) for envelope, _ in itertools.islice(messages, limit)]
+
+    async def replay_dead_letters(self, message_ids: Sequence[str] | None = None) -> int:
+        dead = self._exchange.dead
+        wanted = None if message_ids is None else set(message_ids)
+        chosen = [item for item in dead.messages if wanted is None or item[0].message_id in wanted]
+        if not chosen:
+            return 0
+        # Published before they leave the queue, as on RabbitMQ (where the publish may fail).
+        await self.publish([replay_envelope(dead_letter_of(envelope)) for envelope, _ in chosen])
+        # By identity: two copies of one message are equal tuples, and only those chosen go.
+        gone = {id(item) for item in chosen}
+        dead.messages = deque(item for item in dead.messages if id(item) not in gone)
+        return len(chosen)
+
+    async def purge_dead_letters(self) -> int:
+        dead = self._exchange.dead
+        count = len(dead.messages)
+        dead.messages.clear()
+        return count
 
     def undelivered(self) -> int:
         """Messages queued for this broker's consumers that no callback received yet

@@ -5,6 +5,8 @@ the connection is lost and back. The rest is in:
 
 - :mod:`jararaca.brokers.rabbitmq_publish`: confirmed publishing on one channel;
 - :mod:`jararaca.brokers.rabbitmq_consume`: consumers (a channel each) and their deliveries;
+- :mod:`jararaca.brokers.rabbitmq_dead_letters`: looking at, replaying and purging the
+  dead-letter queue;
 - :mod:`jararaca.brokers.rabbitmq_topology`: names, declarations, envelope <-> AMQP mapping.
 
 The robust connection reconnects after a RabbitMQ restart and re-opens every channel, which
@@ -24,12 +26,16 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractRobustConnection
 
+from jararaca import settings
+from jararaca.brokers import rabbitmq_dead_letters
 from jararaca.brokers.base import (
     DEFAULT_PREFETCH,
     ConnectionListener,
+    DeadLetter,
     DeliveryCallback,
     QueueSpec,
 )
+from jararaca.brokers.dead_letters import OverflowNotice
 from jararaca.brokers.rabbitmq_consume import RabbitMQConsumer, start_consumer
 from jararaca.brokers.rabbitmq_publish import ConfirmedPublisher
 from jararaca.brokers.rabbitmq_topology import (
@@ -71,7 +77,8 @@ def driver_url(url: str) -> str:
 
 
 class RabbitMQBroker:
-    """The :class:`~jararaca.brokers.base.Broker` on a real RabbitMQ."""
+    """The :class:`~jararaca.brokers.base.Broker` on a real RabbitMQ. ``dead_letter_max``
+    bounds the dead-letter queue (default ``JARARACA_DEAD_LETTER_MAX``)."""
 
     def __init__(
         self,
@@ -82,11 +89,15 @@ class RabbitMQBroker:
         clock: Clock | None = None,
         connect_timeout: float = 10.0,
         publish_timeout: float = 5.0,
+        dead_letter_max: int | None = None,
     ) -> None:
         self.namespace = namespace
         self.prefetch = prefetch
         self._url = url
-        self._names = TopologyNames(namespace)
+        if dead_letter_max is None:
+            dead_letter_max = settings.dead_letter_max()
+        self._names = TopologyNames(namespace, dead_letter_max=dead_letter_max)
+        self._overflow = OverflowNotice(self._names.dead_letter_queue, dead_letter_max)
         self._clock: Clock = clock or SystemClock()
         self._connect_timeout = connect_timeout
         self._publish_timeout = publish_timeout
@@ -169,7 +180,13 @@ class RabbitMQBroker:
         self._listeners.append(listener)
 
     async def dead_letter(self, envelope: Envelope, reason: str) -> None:
-        await (await self._ready_publisher()).dead_letter(envelope, reason)
+        publisher = await self._ready_publisher()
+        # Counted before publishing, so that a full queue means this very message pushed the
+        # oldest out; and only when a warning would be logged, as counting is a round trip.
+        full = self._overflow.due and await self._dead_letter_queue_full()
+        await publisher.dead_letter(envelope, reason)
+        if full:
+            self._overflow.dropped()
 
     async def consume(
         self, queue: QueueSpec, callback: DeliveryCallback, *, prefetch: int | None = None
@@ -192,6 +209,23 @@ class RabbitMQBroker:
     def dead_letter_queue(self) -> QueueSpec:
         return QueueSpec(DEAD_LETTER_QUEUE, ())
 
+    async def dead_letters(self, *, limit: int) -> list[DeadLetter]:
+        if limit < 0:
+            raise ValueError(f"limit must not be negative, got {limit}")
+        await self._ready_topology()
+        return await rabbitmq_dead_letters.peek(self._require(self._connection), self._names, limit)
+
+    async def replay_dead_letters(self, message_ids: Sequence[str] | None = None) -> int:
+        publisher = await self._ready_publisher()
+        await self._ready_topology()
+        return await rabbitmq_dead_letters.replay(
+            self._require(self._connection), self._names, publisher, message_ids
+        )
+
+    async def purge_dead_letters(self) -> int:
+        await self._ready_topology()
+        return await rabbitmq_dead_letters.purge(self._require(self._connection), self._names)
+
     async def delete_topology(self) -> None:
         """Delete everything this app declared (for tests): cancels this broker's consumers
         first, so aio-pika does not re-declare a deleted queue to restore them."""
@@ -201,6 +235,18 @@ class RabbitMQBroker:
         await self._require(self._topology).delete()
 
     # -- internals ---------------------------------------------------------------------------
+
+    async def _dead_letter_queue_full(self) -> bool:
+        try:
+            # Bounded like a publish: while RabbitMQ is unreachable the publish that follows
+            # fails fast, and the count must not hold it up.
+            async with asyncio.timeout(self._publish_timeout):
+                held = await self._require(self._topology).dead_letter_count()
+        except (BrokerError, TimeoutError) as exc:
+            # Only the warning depends on it; the publish reports a RabbitMQ really gone.
+            log.debug("could not count the dead letters: %r", exc)
+            return False
+        return held >= self._names.dead_letter_max
 
     def _discard(self, consumer: RabbitMQConsumer) -> None:
         self._consumers.discard(consumer)

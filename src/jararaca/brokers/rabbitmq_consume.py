@@ -19,6 +19,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     AbstractRobustQueue,
 )
+from aiormq.exceptions import ChannelPreconditionFailed
 
 from jararaca.brokers.base import DeliveryCallback, QueueSpec
 from jararaca.brokers.rabbitmq_topology import AMQP_FAILURES, TopologyNames, envelope_from_message
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 CLEANUP_TIMEOUT = 5.0
 
 # Publishes a copy of the envelope with the reason to the dead-letter exchange (confirmed).
-DeadLetter = Callable[[Envelope, str], Awaitable[None]]
+DeadLetterPublish = Callable[[Envelope, str], Awaitable[None]]
 
 
 async def start_consumer(
@@ -41,7 +42,7 @@ async def start_consumer(
     callback: DeliveryCallback,
     *,
     prefetch: int,
-    dead_letter: DeadLetter,
+    dead_letter: DeadLetterPublish,
     on_cancel: Callable[[RabbitMQConsumer], None],
 ) -> RabbitMQConsumer:
     """Open a channel for ``queue`` and start delivering its messages to ``callback``.
@@ -68,7 +69,9 @@ async def start_consumer(
             for key in queue.routing_keys:
                 await amqp_queue.bind(names.exchange, key)
         elif names.is_dead_letter(queue):
-            amqp_queue = await channel.declare_queue(names.dead_letter_queue, durable=True)
+            amqp_queue = await channel.declare_queue(
+                names.dead_letter_queue, durable=True, arguments=names.dead_letter_arguments()
+            )
         else:
             amqp_queue = await channel.declare_queue(
                 names.queue(queue), durable=True, arguments=names.queue_arguments()
@@ -77,6 +80,11 @@ async def start_consumer(
             channel, amqp_queue, callback, dead_letter=dead_letter, on_cancel=on_cancel
         )
         await consumer.start()
+    except ChannelPreconditionFailed as exc:
+        await quietly(channel.close())
+        if names.is_dead_letter(queue):
+            raise names.dead_letter_refused(exc) from None
+        raise BrokerError(f"could not consume {queue} on RabbitMQ: {exc!r}") from None
     except AMQP_FAILURES as exc:
         await quietly(channel.close())
         raise BrokerError(f"could not consume {queue} on RabbitMQ: {exc!r}") from None
@@ -93,7 +101,7 @@ class RabbitMQConsumer:
         queue: AbstractRobustQueue,
         callback: DeliveryCallback,
         *,
-        dead_letter: DeadLetter,
+        dead_letter: DeadLetterPublish,
         on_cancel: Callable[[RabbitMQConsumer], None],
     ) -> None:
         self.dead_letter = dead_letter

@@ -69,6 +69,17 @@ class ConfirmedPublisher:
             self._redeclare_base_next_time()
             raise self._publish_failed(failures, len(envelopes))
 
+    async def publish_each(self, envelopes: Sequence[Envelope]) -> list[bool]:
+        """Publish to the app exchange; whether RabbitMQ confirmed each one (a replay removes
+        a dead letter only once its copy is confirmed, so it needs to know which were)."""
+        if not envelopes:
+            return []
+        outcomes = await self._send_all(self._names.exchange, envelopes)
+        confirmed = [isinstance(outcome, spec.Basic.Ack) for outcome in outcomes]
+        if not all(confirmed):
+            self._redeclare_base_next_time()
+        return confirmed
+
     async def dead_letter(self, envelope: Envelope, reason: str) -> None:
         """Publish a copy of ``envelope`` with ``reason`` to the dead-letter exchange."""
         [outcome] = await self._send_all(self._names.dead_letter_exchange, [envelope], reason)

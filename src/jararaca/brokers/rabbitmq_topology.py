@@ -8,7 +8,8 @@ For an app whose namespace (``exchange=`` of the broker URL) is ``shop``:
 - ``shop``: durable **topic** exchange every message is published to;
 - ``shop.dlx``: durable **fanout** dead-letter exchange (fanout, so a dead letter reaches the
   dead-letter queue whatever its routing key, and keeps that routing key for inspection);
-- ``shop.dead-letter``: durable dead-letter queue bound to ``shop.dlx``;
+- ``shop.dead-letter``: durable dead-letter queue bound to ``shop.dlx``, bounded with
+  ``x-max-length`` (``JARARACA_DEAD_LETTER_MAX``) and ``x-overflow=drop-head``;
 - ``shop.<name>`` for each ``QueueSpec(name, keys)``: durable classic queue with
   ``x-dead-letter-exchange=shop.dlx``, bound to ``shop`` with each of ``keys``;
 - ``shop.<name>.<random>`` for each consumer of a broadcast spec: exclusive, auto-delete.
@@ -22,8 +23,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aio_pika import ExchangeType
@@ -34,13 +35,21 @@ from aio_pika.abc import (
     HeadersType,
 )
 from aiormq import spec
-from aiormq.exceptions import AMQPError, ChannelInvalidStateError, ChannelPreconditionFailed
+from aiormq.exceptions import (
+    AMQPError,
+    ChannelClosed,
+    ChannelInvalidStateError,
+    ChannelPreconditionFailed,
+)
 
-from jararaca.brokers.base import UNROUTED, QueueSpec
+from jararaca.brokers.base import UNROUTED, DeadLetter, QueueSpec
+from jararaca.brokers.dead_letters import DEAD_LETTERED_AT, dead_letter_of
 from jararaca.errors import BrokerError, ConfigError
 from jararaca.wire import DEAD_LETTER_REASON, Envelope, format_instant
 
 DEAD_LETTER_QUEUE = "dead-letter"
+# Seconds to wait for aio-pika to re-open the topology channel RabbitMQ closed on an error.
+REOPEN_TIMEOUT = 5.0
 
 _T = TypeVar("_T")
 
@@ -57,7 +66,8 @@ AMQP_FAILURES: tuple[type[Exception], ...] = (
 class TopologyNames:
     """Names and arguments of the app's exchanges and queues (pure, no I/O)."""
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, *, dead_letter_max: int) -> None:
+        self.dead_letter_max = dead_letter_max
         self.exchange = namespace
         self.dead_letter_exchange = f"{namespace}.dlx"
         self.dead_letter_queue = f"{namespace}.{DEAD_LETTER_QUEUE}"
@@ -75,6 +85,26 @@ class TopologyNames:
 
     def queue_arguments(self) -> dict[str, Any]:
         return {"x-dead-letter-exchange": self.dead_letter_exchange}
+
+    def dead_letter_arguments(self) -> dict[str, Any]:
+        # No dead-letter exchange of its own: a message rejected from it would otherwise loop
+        # back into it. Full, it drops its oldest message rather than refuse new ones: a
+        # refused dead letter would fail the worker's dead-lettering over and over.
+        return {"x-max-length": self.dead_letter_max, "x-overflow": "drop-head"}
+
+    def dead_letter_refused(self, exc: ChannelPreconditionFailed) -> BrokerError:
+        """The error for a dead-letter queue RabbitMQ has with other arguments (typically
+        declared before it was bounded): RabbitMQ cannot change a queue's arguments."""
+        return BrokerError(
+            f"RabbitMQ refused to declare the dead-letter queue {self.dead_letter_queue}: it "
+            f"exists with other arguments ({exc}). jararaca declares it with x-max-length="
+            f"{self.dead_letter_max} (JARARACA_DEAD_LETTER_MAX) and x-overflow=drop-head, and "
+            "RabbitMQ cannot change the arguments of an existing queue (a policy does not help: "
+            "RabbitMQ compares the declared arguments). Delete the queue (rabbitmqctl "
+            f"delete_queue {self.dead_letter_queue}; move its messages elsewhere first, e.g. "
+            "with a shovel, if you need them) and jararaca declares it again; if only its "
+            "x-max-length differs, setting JARARACA_DEAD_LETTER_MAX to that value works too"
+        )
 
     def is_dead_letter(self, spec: QueueSpec) -> bool:
         return not spec.broadcast and spec.name == DEAD_LETTER_QUEUE
@@ -163,36 +193,86 @@ class Topology:
             ),
             f"declare exchange {names.exchange}",
         )
-        # The dead-letter queue has no dead-letter exchange of its own: a message rejected
-        # from it would otherwise loop back into it.
-        dead = await self._queue(names.dead_letter_queue, arguments=None)
+        dead = await self._dead_letter_queue()
         await self._run(dead.bind(names.dead_letter_exchange, ""), f"bind {dead.name}")
         self.base_ready = True
 
-    async def _queue(self, name: str, *, arguments: dict[str, Any] | None) -> AbstractRobustQueue:
+    async def dead_letter_count(self) -> int:
+        """How many messages wait in the dead-letter queue (not counting those a consumer
+        holds, as RabbitMQ's x-max-length does not)."""
+        async with self._lock:
+            queue = await self._dead_letter_queue()
+        result = queue.declaration_result
+        return result.message_count or 0
+
+    async def _dead_letter_queue(self) -> AbstractRobustQueue:
+        return await self._queue(
+            self.names.dead_letter_queue,
+            arguments=self.names.dead_letter_arguments(),
+            refused=self.names.dead_letter_refused,
+        )
+
+    async def _queue(
+        self,
+        name: str,
+        *,
+        arguments: dict[str, Any] | None,
+        refused: Callable[[ChannelPreconditionFailed], BrokerError] | None = None,
+    ) -> AbstractRobustQueue:
         queue = self._queues.get(name)
         if queue is None:
             queue = await self._run(
                 self._channel.declare_queue(name, durable=True, arguments=arguments),
                 f"declare queue {name}",
+                refused,
             )
             self._queues[name] = queue
         else:
             # Declare again in case someone deleted it since: declaring is idempotent.
-            await self._run(queue.declare(), f"declare queue {name}")
+            await self._run(queue.declare(), f"declare queue {name}", refused)
         return queue
 
-    @staticmethod
-    async def _run(operation: Awaitable[_T], what: str) -> _T:
+    async def _run(
+        self,
+        operation: Awaitable[_T],
+        what: str,
+        refused: Callable[[ChannelPreconditionFailed], BrokerError] | None = None,
+    ) -> _T:
+        """``refused`` makes the error for a declaration RabbitMQ refuses (the thing exists
+        with other settings), when a generic one would not say what to do."""
         try:
             return await operation
-        except ChannelPreconditionFailed as exc:
-            raise BrokerError(
-                f"RabbitMQ refused to {what}: {exc}. It already exists with other settings "
-                "(type, durability or arguments): delete it, or use another exchange= name"
-            ) from None
         except AMQP_FAILURES as exc:
+            if isinstance(exc, ChannelClosed):
+                await self._reopened()
+            if isinstance(exc, ChannelPreconditionFailed):
+                if refused is not None:
+                    raise refused(exc) from None
+                raise BrokerError(
+                    f"RabbitMQ refused to {what}: {exc}. It already exists with other settings "
+                    "(type, durability or arguments): delete it, or use another exchange= name"
+                ) from None
             raise BrokerError(f"could not {what} on RabbitMQ: {exc!r}") from None
+
+    async def _reopened(self) -> None:
+        """RabbitMQ closes the channel on an error and aio-pika re-opens it by itself, a
+        round trip later. Waiting for that (bounded) means the next declaration meets an open
+        channel, and gets RabbitMQ's answer again rather than "channel closed"."""
+        reopened = asyncio.Event()
+
+        def on_reopen(_channel: object) -> None:
+            reopened.set()
+
+        self._channel.reopen_callbacks.add(on_reopen)
+        try:
+            async with asyncio.timeout(REOPEN_TIMEOUT):
+                if self._channel.is_closed:
+                    await reopened.wait()
+                await self._channel.ready()
+        except TimeoutError:
+            pass  # the next operation reports whatever is wrong
+        finally:
+            self._channel.reopen_callbacks.discard(on_reopen)
 
 
 CONTENT_TYPE = "application/json"
@@ -203,10 +283,11 @@ def message_properties(
     envelope: Envelope, timestamp: datetime, reason: str | None = None
 ) -> spec.Basic.Properties:
     """The AMQP properties of an envelope: JSON, persistent, its id, and its headers (plus the
-    dead-letter ``reason`` when it goes to the dead-letter exchange)."""
+    dead-letter ``reason`` and ``timestamp`` when it goes to the dead-letter exchange)."""
     headers: HeadersType = dict(envelope.headers)
     if reason is not None:
         headers[DEAD_LETTER_REASON] = reason
+        headers[DEAD_LETTERED_AT] = format_instant(timestamp)
     return spec.Basic.Properties(
         content_type=CONTENT_TYPE,
         delivery_mode=PERSISTENT,
@@ -222,6 +303,33 @@ def envelope_from_message(message: AbstractIncomingMessage) -> Envelope:
     headers = {str(key): header_text(value) for key, value in (message.headers or {}).items()}
     message_id = message.message_id or fallback_message_id()
     return Envelope(message_id, routing_key, message.body, headers)
+
+
+def dead_letter_from_message(message: AbstractIncomingMessage) -> DeadLetter:
+    """A message of the dead-letter queue as a :class:`DeadLetter`. jararaca's headers say
+    why, when and where from; failing those (RabbitMQ dead-lettered it itself: rejected by
+    another client, expired...), RabbitMQ's ``x-death`` does."""
+    letter = dead_letter_of(envelope_from_message(message))
+    if DEAD_LETTER_REASON in letter.envelope.headers:
+        return letter
+    deaths = (message.headers or {}).get("x-death")
+    # The most recent death first; each is a table RabbitMQ fills (any client could fake it).
+    if not isinstance(deaths, list) or not deaths or not isinstance(deaths[0], dict):
+        return letter
+    death = deaths[0]
+    reason = death.get("reason")
+    when = death.get("time")
+    keys = death.get("routing-keys")
+    return DeadLetter(
+        envelope=letter.envelope,
+        reason=header_text(reason) if reason is not None else letter.reason,
+        failed_at=(
+            when.astimezone(UTC)
+            if isinstance(when, datetime) and when.tzinfo is not None
+            else letter.failed_at
+        ),
+        source=header_text(keys[0]) if isinstance(keys, list) and keys else letter.source,
+    )
 
 
 def fallback_message_id() -> str:
