@@ -51,7 +51,15 @@ class Process:
 class Cluster:
     """Starts processes of one app on one fresh exchange; ``close()`` removes everything."""
 
-    def __init__(self, label: str, *, amqp_url: str = AMQP_URL, redis_url: str = REDIS_URL) -> None:
+    def __init__(
+        self,
+        label: str,
+        *,
+        amqp_url: str = AMQP_URL,
+        redis_url: str = REDIS_URL,
+        app: str = APP,
+    ) -> None:
+        self.app = app
         self.exchange = f"it-{label}-{uuid.uuid4().hex[:8]}"
         self.amqp_url = amqp_url
         self.broker_url = f"{amqp_url}?exchange={self.exchange}"
@@ -59,12 +67,12 @@ class Cluster:
         self.processes: list[Process] = []
 
     def start(
-        self, kind: str, *args: str, env: dict[str, str] | None = None, app: str = APP
+        self, kind: str, *args: str, env: dict[str, str] | None = None, app: str | None = None
     ) -> Process:
         urls = ["--broker-url", self.broker_url, "--backend-url", self.backend_url]
         return self.spawn(
             f"{kind}-{len(self.processes)}",
-            [sys.executable, "-m", "jararaca", kind, app, *urls, *args],
+            [sys.executable, "-m", "jararaca", kind, app or self.app, *urls, *args],
             env,
         )
 
@@ -147,10 +155,12 @@ class Cluster:
         asyncio.run(self._remove_state())
 
     async def _remove_state(self) -> None:
+        from jararaca.apploader import load_app
         from jararaca.backends.redis import RedisBackend
         from jararaca.brokers.rabbitmq import RabbitMQBroker
         from jararaca.registry import action_queues, build_registry
-        from tests.fixtures.dist_app import app
+
+        app = load_app(self.app)
 
         backend = RedisBackend(self.backend_url, namespace=self.exchange)
         await backend.connect()

@@ -21,6 +21,7 @@ from jararaca.backends.base import (
     ClaimResult,
     DelayedEntry,
     FireClaim,
+    OnOverlap,
     RunStart,
     RunStatus,
 )
@@ -49,6 +50,31 @@ class _Run:
     done_until_ms: int | None = None
 
 
+@dataclass(slots=True)
+class _Mark:
+    """An overlap mark: the fire holding it, a cancel request, and the fires waiting for it
+    (the Redis backend keeps the same in a HASH, see lua/begin_run.lua)."""
+
+    fire: str | None = None
+    owner: str = ""
+    lease_ms: int = 0
+    at_ms: int = 0  # the holder's order (scheduled instant)
+    cancel: str | None = None  # the fire asking the holder to stop
+    cancel_at_ms: int = 0
+    cancel_until_ms: int = 0
+    waiting: dict[str, tuple[int, int]] = field(default_factory=dict)  # fire -> (order, kept)
+
+    def head(self, now_ms: int) -> tuple[int, str, int] | None:
+        """The earliest live waiting fire: (order, fire id, kept until ms)."""
+        for fire, (_, kept) in list(self.waiting.items()):
+            if kept <= now_ms:
+                del self.waiting[fire]
+        return min(((at, fire, kept) for fire, (at, kept) in self.waiting.items()), default=None)
+
+    def empty(self) -> bool:
+        return self.fire is None and self.cancel is None and not self.waiting
+
+
 @dataclass
 class _Store:
     last_fires: dict[str, int] = field(default_factory=dict)
@@ -62,8 +88,7 @@ class _Store:
     # rescanning the whole dict.
     claim_expiries: list[tuple[int, str]] = field(default_factory=list)
     run_expiries: list[tuple[int, str]] = field(default_factory=list)
-    # overlap key -> (fire id, owner, lease end ms)
-    overlap: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    overlap: dict[str, _Mark] = field(default_factory=dict)
     listeners: set[asyncio.Event] = field(default_factory=set)
     seq: itertools.count[int] = field(default_factory=itertools.count)
     control: ControlState = field(default_factory=lambda: ControlState(run_history()))
@@ -301,6 +326,7 @@ class MemoryBackend(MemoryControl):
                 or (run is not None and (run.done_until_ms or run.lease_ms) > now_ms)
                 or s.control.knows_fire(claim.action_id, fire)
                 or fire in s.pending
+                or f"recheck:{fire}" in s.pending  # waiting for the previous run to end
             )
             if not known:
                 await self.enqueue_delayed(claim.envelope, due, task_id=fire)
@@ -317,7 +343,7 @@ class MemoryBackend(MemoryControl):
         owner: str,
         now: datetime,
         lease_until: datetime,
-        skip_on_overlap: bool = True,
+        on_overlap: OnOverlap = "skip",
         remember_for: timedelta = REMEMBER_DONE,
         record: RunRecord | None = None,
     ) -> RunStart:
@@ -332,15 +358,24 @@ class MemoryBackend(MemoryControl):
         if run is not None and run.lease_ms > now_ms:  # live, whoever holds it
             return RunStart(RunStatus.BUSY, run.attempt, from_epoch_ms(run.lease_ms))
         if overlap_key is not None:
-            holder = s.overlap.get(overlap_key)
-            if holder is not None and holder[0] != fire_id and holder[2] > now_ms:
-                if skip_on_overlap:
+            mark = s.overlap.setdefault(overlap_key, _Mark())
+            order = epoch_ms(record.scheduled_at if record is not None else now)
+            blocked = _overlap(mark, fire_id, order, on_overlap, now_ms, lease_ms)
+            if blocked is not None:
+                status, until_ms = blocked
+                if status is RunStatus.OVERLAP:
                     s.runs[fire_id] = _Run(owner, now_ms, 1, done_until_ms=now_ms + keep_ms)
                     _remember(s.run_expiries, now_ms + keep_ms, fire_id)
                     if record is not None:
                         s.control.record([record.ended("skipped_overlap", finished_at=now)])
-                return RunStart(RunStatus.OVERLAP, 1, from_epoch_ms(holder[2]))
-            s.overlap[overlap_key] = (fire_id, owner, lease_ms)
+                if mark.empty():
+                    del s.overlap[overlap_key]
+                busy_until = None if until_ms is None else from_epoch_ms(until_ms)
+                return RunStart(status, 1, busy_until)
+            if mark.fire != fire_id:  # a new holder: a request to stop was for the previous one
+                mark.cancel, mark.cancel_at_ms, mark.cancel_until_ms = None, 0, 0
+            mark.fire, mark.owner, mark.lease_ms, mark.at_ms = fire_id, owner, lease_ms, order
+            mark.waiting.pop(fire_id, None)
         attempt = 1 if run is None else run.attempt + 1
         s.runs[fire_id] = _Run(owner, lease_ms, attempt)
         if record is not None:
@@ -356,10 +391,14 @@ class MemoryBackend(MemoryControl):
             return False
         run.lease_ms = epoch_ms(lease_until)
         if overlap_key is not None:
-            holder = s.overlap.get(overlap_key)
-            if holder is not None and holder[0] == fire_id and holder[1] == owner:
-                s.overlap[overlap_key] = (fire_id, owner, run.lease_ms)
+            mark = s.overlap.get(overlap_key)
+            if mark is not None and mark.fire == fire_id and mark.owner == owner:
+                mark.lease_ms = run.lease_ms
         return True
+
+    async def cancel_requested(self, fire_id: str, *, overlap_key: str) -> bool:
+        mark = self._s.overlap.get(overlap_key)
+        return mark is not None and mark.fire == fire_id and mark.cancel is not None
 
     async def release_run(
         self,
@@ -401,14 +440,55 @@ class MemoryBackend(MemoryControl):
             if record is not None:
                 s.control.record([record])
         if overlap_key is not None:
-            holder = s.overlap.get(overlap_key)
-            if holder is not None and holder[0] == fire_id and holder[1] == owner:
-                del s.overlap[overlap_key]
+            mark = s.overlap.get(overlap_key)
+            if mark is not None and mark.fire == fire_id and mark.owner == owner:
+                # Waiting fires (and a cancel request, whose fire waits) stay.
+                mark.fire, mark.owner, mark.lease_ms, mark.at_ms = None, "", 0, 0
+                if mark.empty():
+                    del s.overlap[overlap_key]
         _prune(s.run_expiries, now_ms, lambda key, at: _forget_run(s.runs, key, at))
 
     async def is_running(self, overlap_key: str, *, now: datetime) -> bool:
-        holder = self._s.overlap.get(overlap_key)
-        return holder is not None and holder[2] > epoch_ms(now)
+        mark = self._s.overlap.get(overlap_key)
+        return mark is not None and mark.fire is not None and mark.lease_ms > epoch_ms(now)
+
+
+def _overlap(
+    mark: _Mark, fire: str, order: int, on_overlap: OnOverlap, now_ms: int, lease_ms: int
+) -> tuple[RunStatus, int | None] | None:
+    """What ``on_overlap`` makes of the fire ``fire`` given its action's overlap mark: None
+    when it may start, else OVERLAP (skip it) or WAITING, with the instant that blocks it. It
+    updates the mark's waiting fires and cancel request, as lua/begin_run.lua does."""
+    if mark.fire == fire:  # taken over after its worker died: it resumes at once
+        return None
+    holding = mark.fire is not None and mark.lease_ms > now_ms
+    head = mark.head(now_ms)
+    registered = fire in mark.waiting
+    my_turn = head is None or head[1] == fire or (order, fire) < head[:2]
+    blocked_until = mark.lease_ms if holding else None if head is None else head[2]
+
+    def wait() -> tuple[RunStatus, int | None]:
+        mark.waiting[fire] = (order, lease_ms)
+        return RunStatus.WAITING, blocked_until
+
+    if on_overlap == "skip":
+        return (RunStatus.OVERLAP, mark.lease_ms) if holding else None
+    if on_overlap == "wait":
+        return wait() if holding or not my_turn else None
+    if on_overlap == "wait_one":
+        if not registered and head is not None:
+            return RunStatus.OVERLAP, blocked_until  # another fire already waits
+        return wait() if holding or not my_turn else None
+    # cancel_other: the latest fire wins; an earlier one, running or waiting, gives way.
+    asking = mark.cancel is not None and mark.cancel_until_ms > now_ms
+    if (holding and (order, fire) < (mark.at_ms, mark.fire or "")) or (
+        asking and (order, fire) < (mark.cancel_at_ms, mark.cancel or "")
+    ):
+        return RunStatus.OVERLAP, blocked_until
+    if holding:
+        mark.cancel, mark.cancel_at_ms, mark.cancel_until_ms = fire, order, lease_ms
+        return RunStatus.WAITING, mark.lease_ms
+    return None
 
 
 def _remember(expiries: list[tuple[int, str]], at: int, key: str) -> None:

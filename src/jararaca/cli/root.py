@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from jararaca.cli.control import COMMANDS as CONTROL_COMMANDS
 from jararaca.cli.options import root_log_level_option
 from jararaca.cli.services import COMMANDS
 
@@ -46,5 +47,5 @@ def main() -> None:
     """
 
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, *CONTROL_COMMANDS):
     main.add_command(_command)

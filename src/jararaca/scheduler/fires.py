@@ -15,10 +15,25 @@ def fire_id(action_id: str, scheduled_at: datetime) -> str:
     return f"{action_id}@{epoch_ms(scheduled_at)}"
 
 
+# fire_envelope's parameter shadows the function inside it.
+_slot_fire_id = fire_id
+
+
+def manual_fire_id(action_id: str, now: datetime) -> str:
+    """``<action_id>@manual-<epoch_ms>``: a fire an operator asked for, never a cron slot's."""
+    return f"{action_id}@manual-{epoch_ms(now)}"
+
+
 def fire_envelope(
-    action: ActionDef, scheduled_at: datetime, *, now: datetime, catch_up: bool = False
+    action: ActionDef,
+    scheduled_at: datetime,
+    *,
+    now: datetime,
+    catch_up: bool = False,
+    fire_id: str | None = None,
 ) -> wire.Envelope:
-    identity = fire_id(action.action_id, scheduled_at)
+    """The envelope of one fire; ``fire_id`` overrides the slot's id (manual fires)."""
+    identity = fire_id or _slot_fire_id(action.action_id, scheduled_at)
     scheduled = wire.format_instant(scheduled_at)
     dispatched = wire.format_instant(now)
     body = {

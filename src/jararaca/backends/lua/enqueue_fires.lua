@@ -4,7 +4,7 @@
 -- ARGV: now ms, due ms, wake-up channel, then per fire: fire id, envelope JSON
 -- Returns the fire ids queued. A fire is known when it was claimed within the claim TTL, has
 -- a run record (running, or done within the remembered time), is in the history, or waits
--- in the delayed queue already.
+-- in the delayed queue already (as itself, or as a recheck of a fire waiting for its turn).
 local claims, queue, envelopes = KEYS[1], KEYS[2], KEYS[3]
 local now, due = tonumber(ARGV[1]), ARGV[2]
 local queued = {}
@@ -16,8 +16,10 @@ for i = 4, #ARGV, 2 do
   local claimed = tonumber(redis.call('ZSCORE', claims, fire) or 0) > now
   local record = redis.call('HMGET', run, 'lease', 'done')
   local live = tonumber(record[2] or record[1] or 0) > now
+  -- A fire waiting for the previous run to end is pending as `recheck:<fire id>`.
   local known = claimed or live or redis.call('HEXISTS', records, fire) == 1
     or redis.call('HEXISTS', envelopes, fire) == 1
+    or redis.call('HEXISTS', envelopes, 'recheck:' .. fire) == 1
   if not known then
     redis.call('ZADD', queue, due, fire)
     redis.call('HSET', envelopes, fire, ARGV[i + 1])
