@@ -54,19 +54,26 @@ class LeaseRenewer:
     """Keeps the leases of a worker's running runs alive with one loop for all of them.
 
     One loop (not a task per run) keeps the per-message cost flat; it sleeps on the injected
-    clock, so the fake clock of ``TestScheduler`` drives renewals too."""
+    clock, so the fake clock of ``TestScheduler`` drives renewals too. A run added with
+    ``on_cancel`` (a ``cancel_other`` action's) is also asked, at each renewal, whether a newer
+    fire wants it to stop; ``on_cancel`` is then called once."""
 
     def __init__(self, backend: RunLeases, owner: str, clock: Clock, lease: timedelta) -> None:
         self.backend = backend
         self.owner = owner
         self.clock = clock
         self.lease = lease
-        self._active: dict[str, str | None] = {}
+        self._active: dict[str, tuple[str | None, Callable[[], object] | None]] = {}
         self._nonempty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, run_key: str, overlap_key: str | None) -> None:
-        self._active[run_key] = overlap_key
+    def add(
+        self,
+        run_key: str,
+        overlap_key: str | None,
+        on_cancel: Callable[[], object] | None = None,
+    ) -> None:
+        self._active[run_key] = (overlap_key, on_cancel)
         self._nonempty.set()
 
     def discard(self, run_key: str) -> None:
@@ -89,16 +96,25 @@ class LeaseRenewer:
                 await self._nonempty.wait()
             await self.clock.sleep_until(self.clock.now() + self.lease / 3)
             until = self.clock.now() + self.lease
-            for run_key, overlap_key in list(self._active.items()):
+            for run_key, (overlap_key, on_cancel) in list(self._active.items()):
                 try:
                     kept = await self.backend.renew_run(
                         run_key, overlap_key=overlap_key, owner=self.owner, lease_until=until
+                    )
+                    stop = (
+                        kept
+                        and on_cancel is not None
+                        and overlap_key is not None
+                        and await self.backend.cancel_requested(run_key, overlap_key=overlap_key)
                     )
                 except Exception as exc:  # an outage: keep running, try again next time
                     log.warning("%s: could not renew its lease: %s", run_key, exc)
                     continue
                 if not kept and run_key in self._active:
                     log.warning("%s: lost its lease (another worker may take it over)", run_key)
+                if stop and on_cancel is not None and self._active.get(run_key) is not None:
+                    self._active[run_key] = (overlap_key, None)  # asked once is enough
+                    on_cancel()
 
 
 def handler_arity(handler: Callable[..., Any]) -> int:

@@ -1,8 +1,10 @@
 """Guarded runs: whether this worker may run a fire or message now, and recording it.
 
 The backend's run record makes a run happen once: a duplicate delivery is acknowledged, a run
-another worker holds (or a catch-up fire waiting for the previous run) is looked at again
-later through the delayed queue, and the lease is renewed while user code runs.
+another worker holds (or a fire waiting for the previous run of its action: catch-up,
+``buffer_one``, ``buffer_all``, ``cancel_other``) is looked at again later through the delayed
+queue, and the lease is renewed while user code runs. A ``cancel_other`` action's user code
+runs in a task of its own, so that a newer fire's request to stop cancels it and nothing else.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from jararaca import wire
-from jararaca.backends.base import REMEMBER_DONE, RunStart, RunStatus, WorkerStore
+from jararaca.backends.base import REMEMBER_DONE, OnOverlap, RunStart, RunStatus, WorkerStore
 from jararaca.backends.records import RunRecord
 from jararaca.brokers.base import Delivery
 from jararaca.clock import Clock
@@ -24,6 +27,8 @@ from jararaca.invoke import LeaseRenewer, call_user_code
 from jararaca.outage import Outage
 
 log = logging.getLogger("jararaca.worker")
+# How soon a fire waiting for the previous run of its action (catch-up, buffer_one,
+# buffer_all, cancel_other) asks again.
 CATCH_UP_RECHECK = timedelta(seconds=1)
 
 
@@ -31,6 +36,7 @@ CATCH_UP_RECHECK = timedelta(seconds=1)
 class WorkerStats:
     runs_started: int = 0
     runs_failed: int = 0
+    runs_cancelled: int = 0  # cancel_other: a newer fire asked the run to stop
     skipped_overlap: int = 0
     duplicates: int = 0
     rechecks: int = 0
@@ -68,14 +74,14 @@ class RunGuard:
         run_key: str,
         overlap_key: str | None,
         *,
-        catching_up: bool = False,
+        on_overlap: OnOverlap = "skip",
         recheck_routing_key: str | None = None,
         remember_for: timedelta = REMEMBER_DONE,
         record: RunRecord | None = None,
     ) -> RunStart | None:
         """Ask the backend whether this worker may run ``run_key`` now. Settles the delivery
-        itself and returns None when it may not (a duplicate, an overlap, or another worker
-        holding it)."""
+        itself and returns None when it may not (a duplicate, a skip on overlap, a fire that
+        waits for the previous run, or another worker holding it)."""
         now = self.clock.now()
         start = await self.backend.begin_run(
             run_key,
@@ -83,7 +89,7 @@ class RunGuard:
             owner=self.owner,
             now=now,
             lease_until=now + self.lease,
-            skip_on_overlap=not catching_up,
+            on_overlap=on_overlap,
             remember_for=remember_for,
             record=record,
         )
@@ -94,8 +100,10 @@ class RunGuard:
             self.stats.duplicates += 1
             log.debug("%s already ran: duplicate delivery acknowledged", run_key)
             await delivery.ack()
-        elif start.status is RunStatus.OVERLAP and catching_up:
-            # Missed slots run one after another: wait for the previous run, don't skip.
+        elif start.status is RunStatus.WAITING:
+            # Wait for the previous run (missed slots, buffered fires), don't skip: look again
+            # shortly, and start once it ended.
+            log.debug("%s waits for the previous run of %s", run_key, overlap_key)
             await self.recheck_later(delivery, run_key, now + CATCH_UP_RECHECK, None)
         elif start.status is RunStatus.OVERLAP:
             self.stats.skipped_overlap += 1
@@ -113,13 +121,34 @@ class RunGuard:
         call: Callable[[], Awaitable[Any]],
         timeout: float | None,
         record: RunRecord | None = None,
+        *,
+        cancellable: bool = False,
     ) -> BaseException | None:
-        """Run user code while its lease is renewed; return what it raised."""
-        self.renewer.add(run_key, overlap_key)
+        """Run user code while its lease is renewed; return what it raised.
+
+        With ``cancellable`` (a ``cancel_other`` action's run), user code runs in a child
+        task, and a newer fire's request to stop, seen at a lease renewal, cancels that task
+        only: the run then returns the :class:`asyncio.CancelledError` as its error. (Other
+        runs are never asked to stop, so they run in the delivery's task: no task per
+        message.) A cancellation of the calling task itself (shutdown) is passed on, after
+        releasing the lease."""
+        child: asyncio.Task[BaseException | None] | None = None
+        on_cancel = None
+        if cancellable:
+            child = asyncio.create_task(call_user_code(call, timeout=timeout))
+            on_cancel = partial(_stop, child, run_key)
+        self.renewer.add(run_key, overlap_key, on_cancel)
         self.in_user_code += 1
         try:
-            return await call_user_code(call, timeout=timeout)
-        except asyncio.CancelledError:
+            if child is None:
+                return await call_user_code(call, timeout=timeout)
+            return await child
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if child is not None and (task is None or task.cancelling() == 0):
+                # Only the user code was cancelled (asked to stop, or by itself): that is how
+                # this run ended, and the worker goes on to record it.
+                return exc
             # Shutdown ran out of grace (or a second signal came): release the lease now so
             # another worker takes the run over at once instead of after the lease.
             now = self.clock.now()
@@ -131,6 +160,8 @@ class RunGuard:
             )
             raise
         finally:
+            if child is not None and not child.done():
+                child.cancel()
             self.in_user_code -= 1
             self.renewer.discard(run_key)
 
@@ -182,6 +213,13 @@ class RunGuard:
             )
         await self.backend.enqueue_delayed(envelope, when, task_id=f"recheck:{run_key}")
         await delivery.ack()
+
+
+def _stop(child: asyncio.Task[Any], run_key: str) -> None:
+    """A newer fire of a ``cancel_other`` action asked the run ``run_key`` to stop."""
+    if not child.done():
+        log.warning("%s: a newer fire of its action asked it to stop: cancelling it", run_key)
+        child.cancel("a newer fire of the action asked this run to stop")
 
 
 async def settle_quietly(settle: Callable[[], Any]) -> None:

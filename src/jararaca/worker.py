@@ -1,10 +1,11 @@
 """The worker: consumes fires and messages, runs them, then settles them with the broker.
 
 A fire of an exclusive action runs once: the backend's run record (a lease renewed while it
-runs) refuses a duplicate delivery, skips the fire when ``allow_overlap=False`` finds another
-run of the action alive, and hands a dead worker's fire to another after its lease. Messages
-that cannot be read are dead-lettered with the reason; a failing handler retries through the
-delayed queue (never a hot requeue loop) and dead-letters when its retries are spent.
+runs) refuses a duplicate delivery, applies the action's overlap policy when another run of
+the action is alive (skip, buffer one, buffer all, cancel the other), and hands a dead
+worker's fire to another after its lease. Messages that cannot be read are dead-lettered
+with the reason; a failing handler retries through the delayed queue (never a hot requeue
+loop) and dead-letters when its retries are spent.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from functools import partial
 from pydantic import ValidationError
 
 from jararaca import wire
-from jararaca.backends.base import Backend
+from jararaca.backends.base import Backend, OnOverlap
 from jararaca.backends.records import Outcome, RunRecord
 from jararaca.brokers.base import UNROUTED, Broker, Consumer, Delivery
 from jararaca.clock import Clock, SystemClock
 from jararaca.declarations import MessageContext, ScheduledRun
+from jararaca.declarations.actions import OverlapPolicy
 from jararaca.engines import Engines
 from jararaca.errors import JararacaError
 from jararaca.invoke import LeaseRenewer, call_exception_handler
@@ -40,6 +42,14 @@ from jararaca.settings import dedupe_seconds, max_message_bytes
 from jararaca.settings import lease_seconds as default_lease_seconds
 
 log = logging.getLogger("jararaca.worker")
+# What the backend does with a fire of each overlap policy while the previous run is alive
+# (allow_all has no overlap key: every fire starts).
+_ON_OVERLAP: dict[OverlapPolicy, OnOverlap] = {
+    "skip": "skip",
+    "buffer_one": "wait_one",
+    "buffer_all": "wait",
+    "cancel_other": "cancel_other",
+}
 
 
 class Worker(Service):
@@ -239,8 +249,11 @@ class Worker(Service):
             await self._dead_letter(delivery, "fire without a valid x-jararaca-scheduled-at header")
             return
         spec = action.spec
-        run_key = envelope.message_id
+        run_key = envelope.message_id + _replay_suffix(envelope)
         overlap_key = None if spec.allow_overlap else action.action_id
+        # Missed slots run one after another whatever the policy: they wait, never skip.
+        catching_up = envelope.headers.get(wire.CATCH_UP) == "1"
+        on_overlap: OnOverlap = "wait" if catching_up else _ON_OVERLAP.get(spec.overlap, "skip")
         if not spec.exclusive:  # every worker runs its own copy: identities are per worker
             run_key = f"{run_key}#{self.owner}"
             overlap_key = overlap_key and f"{overlap_key}#{self.owner}"
@@ -256,7 +269,7 @@ class Worker(Service):
             delivery,
             run_key,
             overlap_key,
-            catching_up=envelope.headers.get(wire.CATCH_UP) == "1",
+            on_overlap=on_overlap,
             record=running,
         )
         if start is None:
@@ -268,12 +281,28 @@ class Worker(Service):
             listener(run)
         method = getattr(self._container.get(action.controller), action.attribute)
         call = partial(method, run) if spec.takes_run else method
-        error = await self._runs.run_owned(run_key, overlap_key, call, spec.timeout, running)
+        error = await self._runs.run_owned(
+            run_key,
+            overlap_key,
+            call,
+            spec.timeout,
+            running,
+            cancellable=spec.overlap == "cancel_other",
+        )
         ended = running.ended("succeeded", finished_at=self.clock.now())
         if error is not None:
-            self.stats.runs_failed += 1
-            log.error("action %s (fire %s) failed: %r", action.action_id, run_key, error)
-            outcome: Outcome = "timed_out" if isinstance(error, TimeoutError) else "failed"
+            outcome: Outcome = "failed"
+            if isinstance(error, asyncio.CancelledError):
+                outcome = "cancelled"
+                self.stats.runs_cancelled += 1
+                log.warning(
+                    "action %s (fire %s) was cancelled: %s", action.action_id, run_key, error
+                )
+            else:
+                self.stats.runs_failed += 1
+                log.error("action %s (fire %s) failed: %r", action.action_id, run_key, error)
+                if isinstance(error, TimeoutError):
+                    outcome = "timed_out"
             ended = running.ended(outcome, finished_at=self.clock.now(), error=error)
             await call_exception_handler(spec.exception_handler, error, run, action.action_id)
         await self._runs.finish(delivery, run_key, overlap_key, record=ended)
@@ -308,6 +337,7 @@ class Worker(Service):
         # One run per (handler, message, attempt): a message published twice (its beat died
         # after publishing, before forgetting it) or redelivered is handled once.
         run_key = f"msg:{handler.handler_id}:{envelope.message_id}:{context.attempt}"
+        run_key += _replay_suffix(envelope)
         running = self._schedule_record(envelope, context)
         start = await self._runs.begin(
             delivery,
@@ -389,6 +419,12 @@ class Worker(Service):
         self.stats.dead_lettered += 1
         log.warning("dead-lettering message %s: %s", delivery.envelope.message_id, reason)
         await delivery.dead_letter(reason)
+
+
+def _replay_suffix(envelope: wire.Envelope) -> str:
+    """A replayed dead letter is a new run of its message or fire (see ``wire.REPLAY``)."""
+    replay = envelope.headers.get(wire.REPLAY)
+    return f"#replay-{replay}" if replay else ""
 
 
 def _instant(text: str | None) -> datetime | None:

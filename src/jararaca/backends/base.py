@@ -30,7 +30,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from jararaca.backends.records import ProcessRecord, RunRecord, ScheduleRecord
 from jararaca.policies import PayloadPolicy, TimePolicy
@@ -83,6 +83,7 @@ class RunStatus(enum.Enum):
     DONE = "done"  # the fire already ran (or was skipped): a duplicate delivery
     BUSY = "busy"  # another worker holds a live lease on this very fire
     OVERLAP = "overlap"  # another fire of the same action is running: this fire is skipped
+    WAITING = "waiting"  # another fire of the action runs (or goes first): try again shortly
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +197,17 @@ class DelayedQueue(Protocol):
     def remove_wakeup_listener(self, event: asyncio.Event) -> None: ...
 
 
+# What ``begin_run`` does with a fire whose action's previous run is still alive (see there).
+OnOverlap = Literal["skip", "wait", "wait_one", "cancel_other"]
+
+
 class RunLeases(Protocol):
-    """Run records: each fire or message run once, leased while it runs."""
+    """Run records: each fire or message run once, leased while it runs.
+
+    An action's overlap mark (``overlap_key``) holds the fire running now (its owner, lease
+    and order), the fire that asked it to stop (``cancel_other``), and the fires waiting to
+    start after it, each with its order and how long it is kept without asking again. A
+    fire's order is its record's scheduled instant (``now`` without a record)."""
 
     async def begin_run(
         self,
@@ -207,7 +217,7 @@ class RunLeases(Protocol):
         owner: str,
         now: datetime,
         lease_until: datetime,
-        skip_on_overlap: bool = True,
+        on_overlap: OnOverlap = "skip",
         remember_for: timedelta = REMEMBER_DONE,
         record: RunRecord | None = None,
     ) -> RunStart:
@@ -216,22 +226,41 @@ class RunLeases(Protocol):
         * fire finished (or skipped, remembered for ``remember_for``) before -> DONE;
         * fire held by a live lease (``> now``), whoever holds it (a second delivery to the
           same worker must not run it twice) -> BUSY with that lease end;
-        * ``overlap_key`` given and held by a live lease of *another* fire -> OVERLAP (and the
-          fire is recorded as skipped, so a redelivery is DONE; with ``skip_on_overlap=False``
-          nothing is recorded, so the fire can be tried again later: catch-up fires wait for
-          the previous run instead of being skipped);
-        * otherwise the fire (and ``overlap_key`` when given) is leased to ``owner`` until
-          ``lease_until`` -> STARTED, with ``attempt`` 1 the first time and one more each time
-          an expired lease is taken over.
+        * ``overlap_key`` given, and a live lease of *another* fire on it or fires waiting for
+          it, by ``on_overlap`` ("skipped" is OVERLAP: the fire is recorded done, so a
+          redelivery is DONE; "waits" is WAITING: nothing is recorded, ask again shortly; the
+          fire is kept among the waiting ones until ``lease_until``):
+
+          - ``skip``: held by another fire -> skipped (waiting fires do not count);
+          - ``wait`` (buffer_all, catch-up): held by another fire, or an earlier fire (by
+            order) waits -> waits. Waiting fires thus start one at a time, in order;
+          - ``wait_one`` (buffer_one): another fire waits and this one is not waiting yet ->
+            skipped; held by another fire or an earlier fire waits -> waits;
+          - ``cancel_other`` (the latest fire wins): a *later* fire holds the key or asked
+            its holder to stop -> skipped; held by another fire -> the holder is asked to stop
+            (see :meth:`cancel_requested`) and this fire waits;
+
+          a fire that still holds the mark (taken over after its worker died) is not blocked;
+        * otherwise the fire (and ``overlap_key`` when given: it leaves the waiting fires, and
+          a request to stop addressed to the previous holder is dropped) is leased to
+          ``owner`` until ``lease_until`` -> STARTED, with ``attempt`` 1 the first time and one
+          more each time an expired lease is taken over.
 
         With ``record`` (a ``running`` record of a fire), the run history gets it on STARTED
-        (with the attempt), or as ``skipped_overlap`` (finished now) when the fire is skipped."""
+        (with the attempt), or as ``skipped_overlap`` (finished now) when the fire is skipped;
+        a waiting fire records nothing. ``busy_until`` is the holder's lease end (OVERLAP,
+        WAITING), else how long the earliest waiting fire is kept (or None)."""
         ...
 
     async def renew_run(
         self, fire_id: str, *, overlap_key: str | None, owner: str, lease_until: datetime
     ) -> bool:
         """Extend the run's (and overlap key's) lease if ``owner`` still holds it."""
+        ...
+
+    async def cancel_requested(self, fire_id: str, *, overlap_key: str) -> bool:
+        """Whether a ``cancel_other`` fire asked the run ``fire_id``, holder of
+        ``overlap_key``, to stop (the worker asks at each lease renewal)."""
         ...
 
     async def release_run(
@@ -259,9 +288,9 @@ class RunLeases(Protocol):
         record: RunRecord | None = None,
     ) -> None:
         """Record the fire as done (remembered for ``remember_for``) and release the overlap
-        key if ``owner`` holds it. When another owner took the run over and holds a live
-        lease on it, its record is left alone. ``record`` (the run's end) goes into the run
-        history unless the run was taken over."""
+        key if ``owner`` holds it (the fires waiting for it keep their places). When another
+        owner took the run over and holds a live lease on it, its record is left alone.
+        ``record`` (the run's end) goes into the run history unless the run was taken over."""
         ...
 
 

@@ -27,6 +27,7 @@ from jararaca.backends.base import (
     Claimed,
     ClaimResult,
     FireClaim,
+    OnOverlap,
     RunStart,
     RunStatus,
 )
@@ -363,7 +364,7 @@ class RedisBackend(RedisControl, RedisSchedules):
         owner: str,
         now: datetime,
         lease_until: datetime,
-        skip_on_overlap: bool = True,
+        on_overlap: OnOverlap = "skip",
         remember_for: timedelta = REMEMBER_DONE,
         record: RunRecord | None = None,
     ) -> RunStart:
@@ -374,7 +375,8 @@ class RedisBackend(RedisControl, RedisSchedules):
             epoch_ms(now),
             epoch_ms(lease_until),
             round(remember_for.total_seconds() * 1000),
-            int(skip_on_overlap),
+            on_overlap,
+            epoch_ms(record.scheduled_at if record is not None else now),
             *tail,
         ]
         status, attempt, holder = await self._runs.eval(scripts.BEGIN_RUN, keys, args)
@@ -387,6 +389,13 @@ class RedisBackend(RedisControl, RedisSchedules):
         keys, tail = self._run_call(fire_id, overlap_key, None)
         args = [fire_id, owner, epoch_ms(lease_until), *tail]
         return bool(await self._eval(scripts.RENEW_RUN, keys, args))
+
+    async def cancel_requested(self, fire_id: str, *, overlap_key: str) -> bool:
+        with self._errors("reading a cancel request"):
+            holder, cancel = await self._redis().hmget(
+                self.keys.overlap(overlap_key), ["fire", "cancel"]
+            )
+        return holder is not None and _text(holder) == fire_id and cancel is not None
 
     async def release_run(
         self,

@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, cast, get_args
 
 from jararaca.cron import Cron
 from jararaca.declarations._signatures import (
@@ -22,6 +22,9 @@ from jararaca.errors import ConfigError, CronError
 
 CatchUp = Literal["none", "latest", "all"]
 CATCH_UP_POLICIES: tuple[str, ...] = get_args(CatchUp)
+# What a fire does when the previous run of its action is still running (Temporal's names).
+OverlapPolicy = Literal["skip", "allow_all", "buffer_one", "buffer_all", "cancel_other"]
+OVERLAP_POLICIES: tuple[str, ...] = get_args(OverlapPolicy)
 ACTION_ATTR = "__jararaca_action__"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,12 +44,18 @@ class ScheduledAction:
 
     ``cron`` has 5 fields, or 6 with seconds first, or a macro such as ``@hourly``; it is read
     in ``tz`` (IANA name or tzinfo; default ``JARARACA_DEFAULT_TIMEZONE`` or UTC).
+
+    ``overlap`` says what a fire does while the previous run of the action is still running,
+    anywhere: ``"skip"`` it (the default, ``allow_overlap=False``), ``"allow_all"`` (start it
+    anyway, ``allow_overlap=True``), ``"buffer_one"`` (at most one fire waits and starts when
+    the run ends; more are skipped), ``"buffer_all"`` (every fire waits its turn) or
+    ``"cancel_other"`` (the running one is cancelled, then the new one starts).
     """
 
     def __init__(
         self,
         cron: str,
-        allow_overlap: bool = False,
+        allow_overlap: bool | None = None,
         exclusive: bool = True,
         timeout: float | None = None,
         exception_handler: Callable[..., Any] | None = None,
@@ -57,8 +66,10 @@ class ScheduledAction:
         catch_up: CatchUp = "latest",
         catch_up_window: float | None = None,
         jitter: float = 0,
+        overlap: OverlapPolicy | None = None,
     ) -> None:
         where = f"@ScheduledAction({cron!r})"
+        self.overlap: OverlapPolicy = _overlap_policy(where, allow_overlap, overlap)
         try:
             self.cron = Cron(cron, tz)
         except CronError as exc:
@@ -86,7 +97,8 @@ class ScheduledAction:
                 f"{where}: exception_handler must be callable, got {exception_handler!r}"
             )
         check_name_and_group(where, name, group)
-        self.allow_overlap = allow_overlap
+        # No overlap key at all: every fire starts (kept for the code that reads it).
+        self.allow_overlap = self.overlap == "allow_all"
         self.exclusive = exclusive
         self.timeout = timeout
         self.exception_handler = exception_handler
@@ -124,6 +136,28 @@ class ScheduledAction:
 
     def __repr__(self) -> str:
         return f"ScheduledAction({self.cron.expr!r}, id={self.action_id!r})"
+
+
+def _overlap_policy(where: str, allow_overlap: bool | None, overlap: str | None) -> OverlapPolicy:
+    """Resolve ``allow_overlap`` (None when not given: False) and ``overlap`` into one policy;
+    contradicting values raise, naming both."""
+    if allow_overlap is not None and not isinstance(allow_overlap, bool):
+        raise ConfigError(f"{where}: allow_overlap must be True or False, got {allow_overlap!r}")
+    if overlap is None:
+        return "allow_all" if allow_overlap else "skip"
+    if overlap not in OVERLAP_POLICIES:
+        raise ConfigError(
+            f"{where}: overlap must be one of {', '.join(OVERLAP_POLICIES)}, got {overlap!r}"
+        )
+    if (allow_overlap is True and overlap != "allow_all") or (
+        allow_overlap is False and overlap == "allow_all"
+    ):
+        raise ConfigError(
+            f"{where}: allow_overlap={allow_overlap!r} contradicts overlap={overlap!r}; "
+            "give only overlap= (allow_overlap=True is overlap='allow_all', "
+            "allow_overlap=False is overlap='skip')"
+        )
+    return cast(OverlapPolicy, overlap)
 
 
 def _positive(value: object) -> bool:

@@ -33,7 +33,8 @@ end
 if overlap then
   local holder = redis.call('HMGET', overlap, 'fire', 'owner')
   if holder[1] == fire and holder[2] == owner then
-    redis.call('DEL', overlap)
+    -- Waiting fires (and a cancel request, whose fire waits) stay; Redis deletes an empty HASH.
+    redis.call('HDEL', overlap, 'fire', 'owner', 'lease', 'at')
   end
 end
 return 1
