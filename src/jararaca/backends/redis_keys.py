@@ -15,8 +15,11 @@ Layout (``P`` = the prefix):
 * ``P delayed`` ZSET task id -> due ms, ``P delayed:env`` HASH task id -> envelope;
 * ``P run:<fire id>`` HASH ``owner``, ``lease`` (ms), ``attempt``, ``done`` (ms until which the
   fire counts as finished), with a TTL of a day past its lease;
-* ``P overlap:<overlap key>`` HASH ``fire``, ``owner``, ``lease`` (ms), with a TTL of a day past
-  its lease (liveness is the ``lease`` field; the TTL only collects marks of vanished actions);
+* ``P overlap:<overlap key>`` HASH of the running fire (``fire``, ``owner``, ``lease`` ms, ``at``),
+  a stop request of ``cancel_other`` (``cancel``, ``cancel_at``, ``cancel_until``), one
+  ``w:<fire>`` field per fire waiting its turn (``buffer_one``/``buffer_all``) and the earliest
+  of them cached (``next``, ``next_at``, ``next_until``); with a TTL of a day past its lease
+  (liveness is the ``lease`` field; the TTL only collects marks of vanished actions);
 * ``P wakeup`` the pub/sub channel told when an enqueue makes the delayed queue's head sooner;
 * ``P history:<action>`` ZSET fire id -> scheduled ms and ``P history:<action>:rec`` HASH fire id
   -> run record JSON (:class:`jararaca.backends.records.RunRecord`), trimmed to the newest
