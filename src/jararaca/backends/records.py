@@ -111,6 +111,9 @@ class ProcessRecord:
     started_at: datetime
     last_seen: datetime
     names: tuple[str, ...] = field(default_factory=tuple)  # its actions or handlers
+    # Seconds between two heartbeats of this process (its lease period): how silent it may
+    # be before it counts as gone is measured in its own periods, whatever the reader's.
+    period_seconds: float = 30.0
 
     def seen(self, now: datetime) -> ProcessRecord:
         return replace(self, last_seen=now)
@@ -126,6 +129,7 @@ class ProcessRecord:
                 "st": epoch_ms(self.started_at),
                 "ls": epoch_ms(self.last_seen),
                 "n": list(self.names),
+                "pp": self.period_seconds,
             },
             separators=(",", ":"),
         )
@@ -142,6 +146,7 @@ class ProcessRecord:
             started_at=from_epoch_ms(int(data["st"])),
             last_seen=from_epoch_ms(int(data["ls"])),
             names=tuple(data.get("n") or ()),
+            period_seconds=float(data.get("pp") or 30.0),
         )
 
 

@@ -369,12 +369,18 @@ class Control:
     # -- processes ------------------------------------------------------------------------
 
     async def processes(self) -> list[ProcessInfo]:
-        """Beats and workers by their heartbeats; ``alive`` if seen within 3 lease periods."""
+        """Beats and workers by their heartbeats; ``alive`` if seen within 3 of their own
+        heartbeat periods (their lease period)."""
         now = self.clock.now()
-        gone_after = timedelta(seconds=GONE_AFTER_PERIODS * settings.lease_seconds())
         records = await self.backend.processes()
         records.sort(key=lambda r: (r.kind, r.host, r.pid, r.process_id))
-        return [ProcessInfo.from_record(r, alive=now - r.last_seen <= gone_after) for r in records]
+        return [
+            ProcessInfo.from_record(
+                r,
+                alive=now - r.last_seen <= timedelta(seconds=GONE_AFTER_PERIODS * r.period_seconds),
+            )
+            for r in records
+        ]
 
 
 def _check_limit(limit: int) -> None:

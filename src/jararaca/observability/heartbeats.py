@@ -66,6 +66,7 @@ class Heartbeat:
             started_at=now,
             last_seen=now,
             names=tuple(names),
+            period_seconds=period.total_seconds(),
         )
         self._task: asyncio.Task[None] | None = None
 
