@@ -2,122 +2,49 @@
 
 It exists for the embedded mode and users' tests, and passes the same contract tests as the
 Redis backend. Everything happens on the event loop thread, so each method is atomic as long as
-it does not await in the middle.
+it does not await in the middle. The state lives in :mod:`memory_store`; the run leases and the
+control side are mixed in from :mod:`memory_runs` and :mod:`memory_control`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
-import itertools
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime
 
 from jararaca.backends.base import (
-    REMEMBER_DONE,
     BackendInfo,
     Claimed,
     ClaimResult,
     DelayedEntry,
     FireClaim,
-    OnOverlap,
-    RunStart,
-    RunStatus,
 )
 from jararaca.backends.memory_control import ControlState, MemoryControl
+from jararaca.backends.memory_runs import MemoryRunLeases
+from jararaca.backends.memory_store import (
+    FIRE_CLAIM_TTL_MS,
+    Pending,
+    forget_claim,
+    prune,
+    remember,
+    reset_memory_stores,
+    store_for,
+)
 from jararaca.backends.records import RunRecord
 from jararaca.clock import epoch_ms, from_epoch_ms
 from jararaca.policies import PayloadPolicy, TimePolicy
-from jararaca.settings import run_history
 from jararaca.wire import Envelope
 
-FIRE_CLAIM_TTL_MS = 3_600_000
+__all__ = ["MemoryBackend", "reset_memory_stores"]
 
 
-@dataclass(slots=True)
-class _Pending:
-    due_ms: int
-    seq: int
-    envelope: Envelope
-
-
-@dataclass(slots=True)
-class _Run:
-    owner: str
-    lease_ms: int
-    attempt: int
-    done_until_ms: int | None = None
-
-
-@dataclass(slots=True)
-class _Mark:
-    """An overlap mark: the fire holding it, a cancel request, and the fires waiting for it
-    (the Redis backend keeps the same in a HASH, see lua/begin_run.lua)."""
-
-    fire: str | None = None
-    owner: str = ""
-    lease_ms: int = 0
-    at_ms: int = 0  # the holder's order (scheduled instant)
-    cancel: str | None = None  # the fire asking the holder to stop
-    cancel_at_ms: int = 0
-    cancel_until_ms: int = 0
-    waiting: dict[str, tuple[int, int]] = field(default_factory=dict)  # fire -> (order, kept)
-
-    def head(self, now_ms: int) -> tuple[int, str, int] | None:
-        """The earliest live waiting fire: (order, fire id, kept until ms)."""
-        for fire, (_, kept) in list(self.waiting.items()):
-            if kept <= now_ms:
-                del self.waiting[fire]
-        return min(((at, fire, kept) for fire, (at, kept) in self.waiting.items()), default=None)
-
-    def empty(self) -> bool:
-        return self.fire is None and self.cancel is None and not self.waiting
-
-
-@dataclass
-class _Store:
-    last_fires: dict[str, int] = field(default_factory=dict)
-    fire_claims: dict[str, int] = field(default_factory=dict)  # fire id -> expiry ms
-    inflight: dict[str, tuple[int, Claimed]] = field(default_factory=dict)
-    inflight_heap: list[tuple[int, str]] = field(default_factory=list)
-    pending: dict[str, _Pending] = field(default_factory=dict)
-    pending_heap: list[tuple[int, int, str]] = field(default_factory=list)
-    runs: dict[str, _Run] = field(default_factory=dict)
-    # Heaps of (expiry ms, key): pruning pops what expired, O(log n) per key, instead of
-    # rescanning the whole dict.
-    claim_expiries: list[tuple[int, str]] = field(default_factory=list)
-    run_expiries: list[tuple[int, str]] = field(default_factory=list)
-    overlap: dict[str, _Mark] = field(default_factory=dict)
-    listeners: set[asyncio.Event] = field(default_factory=set)
-    seq: itertools.count[int] = field(default_factory=itertools.count)
-    control: ControlState = field(default_factory=lambda: ControlState(run_history()))
-
-    def empty(self) -> None:
-        """Forget all state; keep the listeners (they belong to live beats, not to state)."""
-        fresh = _Store(listeners=self.listeners)
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(fresh, name))
-
-
-_STORES: dict[str, _Store] = {}
-
-
-def _store_for(name: str) -> _Store:
-    return _STORES.setdefault(name, _Store())
-
-
-def reset_memory_stores() -> None:
-    """Forget every memory store of this process (for test isolation)."""
-    _STORES.clear()
-
-
-class MemoryBackend(MemoryControl):
+class MemoryBackend(MemoryRunLeases, MemoryControl):
     def __init__(self, name: str = "", *, namespace: str = "jararaca") -> None:
         self.name = name
         self.namespace = namespace
         self._key = f"{name}\x00{namespace}"
-        self._s = _store_for(self._key)
+        self._s = store_for(self._key)
 
     async def connect(self) -> None:
         return None
@@ -153,7 +80,7 @@ class MemoryBackend(MemoryControl):
     ) -> list[ClaimResult]:
         s = self._s
         now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
-        _prune(s.claim_expiries, now_ms, lambda key, at: _forget_claim(s.fire_claims, key, at))
+        prune(s.claim_expiries, now_ms, lambda key, at: forget_claim(s.fire_claims, key, at))
         answers: list[ClaimResult] = []
         for claim in claims:
             expiry = s.fire_claims.get(claim.fire_id)
@@ -161,7 +88,7 @@ class MemoryBackend(MemoryControl):
                 answers.append(ClaimResult.TAKEN)
                 continue
             s.fire_claims[claim.fire_id] = now_ms + FIRE_CLAIM_TTL_MS
-            _remember(s.claim_expiries, now_ms + FIRE_CLAIM_TTL_MS, claim.fire_id)
+            remember(s.claim_expiries, now_ms + FIRE_CLAIM_TTL_MS, claim.fire_id)
             at = epoch_ms(claim.scheduled_at)
             if s.last_fires.get(claim.action_id, at - 1) < at:
                 s.last_fires[claim.action_id] = at
@@ -253,7 +180,7 @@ class MemoryBackend(MemoryControl):
                 current.envelope = envelope
                 return
         seq = next(s.seq)
-        s.pending[task_id] = _Pending(due_ms, seq, envelope)
+        s.pending[task_id] = Pending(due_ms, seq, envelope)
         heapq.heappush(s.pending_heap, (due_ms, seq, task_id))
         self._wake_if_sooner(head, due_ms)
 
@@ -264,7 +191,7 @@ class MemoryBackend(MemoryControl):
         for envelope, due in entries:
             due_ms = epoch_ms(due)
             seq = next(s.seq)
-            s.pending[envelope.message_id] = _Pending(due_ms, seq, envelope)
+            s.pending[envelope.message_id] = Pending(due_ms, seq, envelope)
             heapq.heappush(s.pending_heap, (due_ms, seq, envelope.message_id))
             soonest = due_ms if soonest is None else min(soonest, due_ms)
         if soonest is not None:
@@ -335,180 +262,6 @@ class MemoryBackend(MemoryControl):
 
     # -- runs -----------------------------------------------------------------------------
 
-    async def begin_run(
-        self,
-        fire_id: str,
-        *,
-        overlap_key: str | None,
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        on_overlap: OnOverlap = "skip",
-        remember_for: timedelta = REMEMBER_DONE,
-        record: RunRecord | None = None,
-    ) -> RunStart:
-        s = self._s
-        now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
-        keep_ms = round(remember_for.total_seconds() * 1000)
-        run = s.runs.get(fire_id)
-        if run is not None and run.done_until_ms is not None:
-            if run.done_until_ms > now_ms:
-                return RunStart(RunStatus.DONE, attempt=run.attempt)
-            run = None
-        if run is not None and run.lease_ms > now_ms:  # live, whoever holds it
-            return RunStart(RunStatus.BUSY, run.attempt, from_epoch_ms(run.lease_ms))
-        if overlap_key is not None:
-            mark = s.overlap.setdefault(overlap_key, _Mark())
-            order = epoch_ms(record.scheduled_at if record is not None else now)
-            blocked = _overlap(mark, fire_id, order, on_overlap, now_ms, lease_ms)
-            if blocked is not None:
-                status, until_ms = blocked
-                if status is RunStatus.OVERLAP:
-                    s.runs[fire_id] = _Run(owner, now_ms, 1, done_until_ms=now_ms + keep_ms)
-                    _remember(s.run_expiries, now_ms + keep_ms, fire_id)
-                    if record is not None:
-                        s.control.record([record.ended("skipped_overlap", finished_at=now)])
-                if mark.empty():
-                    del s.overlap[overlap_key]
-                busy_until = None if until_ms is None else from_epoch_ms(until_ms)
-                return RunStart(status, 1, busy_until)
-            if mark.fire != fire_id:  # a new holder: a request to stop was for the previous one
-                mark.cancel, mark.cancel_at_ms, mark.cancel_until_ms = None, 0, 0
-            mark.fire, mark.owner, mark.lease_ms, mark.at_ms = fire_id, owner, lease_ms, order
-            mark.waiting.pop(fire_id, None)
-        attempt = 1 if run is None else run.attempt + 1
-        s.runs[fire_id] = _Run(owner, lease_ms, attempt)
-        if record is not None:
-            s.control.record([replace(record, attempt=attempt)])
-        return RunStart(RunStatus.STARTED, attempt)
-
-    async def renew_run(
-        self, fire_id: str, *, overlap_key: str | None, owner: str, lease_until: datetime
-    ) -> bool:
-        s = self._s
-        run = s.runs.get(fire_id)
-        if run is None or run.owner != owner or run.done_until_ms is not None:
-            return False
-        run.lease_ms = epoch_ms(lease_until)
-        if overlap_key is not None:
-            mark = s.overlap.get(overlap_key)
-            if mark is not None and mark.fire == fire_id and mark.owner == owner:
-                mark.lease_ms = run.lease_ms
-        return True
-
-    async def cancel_requested(self, fire_id: str, *, overlap_key: str) -> bool:
-        mark = self._s.overlap.get(overlap_key)
-        return mark is not None and mark.fire == fire_id and mark.cancel is not None
-
-    async def release_run(
-        self,
-        fire_id: str,
-        *,
-        overlap_key: str | None,
-        owner: str,
-        now: datetime,
-        record: RunRecord | None = None,
-    ) -> None:
-        held = await self.renew_run(fire_id, overlap_key=overlap_key, owner=owner, lease_until=now)
-        if held and record is not None:
-            self._s.control.record([record])
-
-    async def finish_run(
-        self,
-        fire_id: str,
-        *,
-        overlap_key: str | None,
-        owner: str,
-        now: datetime,
-        remember_for: timedelta = REMEMBER_DONE,
-        record: RunRecord | None = None,
-    ) -> None:
-        s = self._s
-        keep_ms = round(remember_for.total_seconds() * 1000)
-        now_ms = epoch_ms(now)
-        run = s.runs.get(fire_id)
-        taken_over = (
-            run is not None
-            and run.owner != owner
-            and run.done_until_ms is None
-            and run.lease_ms > now_ms
-        )
-        if not taken_over:  # never mark another owner's live run done
-            attempt = run.attempt if run is not None else 1
-            s.runs[fire_id] = _Run(owner, now_ms, attempt, done_until_ms=now_ms + keep_ms)
-            _remember(s.run_expiries, now_ms + keep_ms, fire_id)
-            if record is not None:
-                s.control.record([record])
-        if overlap_key is not None:
-            mark = s.overlap.get(overlap_key)
-            if mark is not None and mark.fire == fire_id and mark.owner == owner:
-                # Waiting fires (and a cancel request, whose fire waits) stay.
-                mark.fire, mark.owner, mark.lease_ms, mark.at_ms = None, "", 0, 0
-                if mark.empty():
-                    del s.overlap[overlap_key]
-        _prune(s.run_expiries, now_ms, lambda key, at: _forget_run(s.runs, key, at))
-
     async def is_running(self, overlap_key: str, *, now: datetime) -> bool:
         mark = self._s.overlap.get(overlap_key)
         return mark is not None and mark.fire is not None and mark.lease_ms > epoch_ms(now)
-
-
-def _overlap(
-    mark: _Mark, fire: str, order: int, on_overlap: OnOverlap, now_ms: int, lease_ms: int
-) -> tuple[RunStatus, int | None] | None:
-    """What ``on_overlap`` makes of the fire ``fire`` given its action's overlap mark: None
-    when it may start, else OVERLAP (skip it) or WAITING, with the instant that blocks it. It
-    updates the mark's waiting fires and cancel request, as lua/begin_run.lua does."""
-    if mark.fire == fire:  # taken over after its worker died: it resumes at once
-        return None
-    holding = mark.fire is not None and mark.lease_ms > now_ms
-    head = mark.head(now_ms)
-    registered = fire in mark.waiting
-    my_turn = head is None or head[1] == fire or (order, fire) < head[:2]
-    blocked_until = mark.lease_ms if holding else None if head is None else head[2]
-
-    def wait() -> tuple[RunStatus, int | None]:
-        mark.waiting[fire] = (order, lease_ms)
-        return RunStatus.WAITING, blocked_until
-
-    if on_overlap == "skip":
-        return (RunStatus.OVERLAP, mark.lease_ms) if holding else None
-    if on_overlap == "wait":
-        return wait() if holding or not my_turn else None
-    if on_overlap == "wait_one":
-        if not registered and head is not None:
-            return RunStatus.OVERLAP, blocked_until  # another fire already waits
-        return wait() if holding or not my_turn else None
-    # cancel_other: the latest fire wins; an earlier one, running or waiting, gives way.
-    asking = mark.cancel is not None and mark.cancel_until_ms > now_ms
-    if (holding and (order, fire) < (mark.at_ms, mark.fire or "")) or (
-        asking and (order, fire) < (mark.cancel_at_ms, mark.cancel or "")
-    ):
-        return RunStatus.OVERLAP, blocked_until
-    if holding:
-        mark.cancel, mark.cancel_at_ms, mark.cancel_until_ms = fire, order, lease_ms
-        return RunStatus.WAITING, mark.lease_ms
-    return None
-
-
-def _remember(expiries: list[tuple[int, str]], at: int, key: str) -> None:
-    heapq.heappush(expiries, (at, key))
-
-
-def _prune(
-    expiries: list[tuple[int, str]], now_ms: int, forget: Callable[[str, int], object]
-) -> None:
-    while expiries and expiries[0][0] <= now_ms:
-        at, key = heapq.heappop(expiries)
-        forget(key, at)
-
-
-def _forget_run(runs: dict[str, _Run], key: str, at: int) -> None:
-    run = runs.get(key)
-    if run is not None and run.done_until_ms == at:
-        del runs[key]
-
-
-def _forget_claim(claims: dict[str, int], key: str, at: int) -> None:
-    if claims.get(key) == at:
-        del claims[key]

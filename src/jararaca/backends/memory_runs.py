@@ -1,0 +1,169 @@
+"""The memory backend's run leases: begin, renew, release and finish runs, with the overlap
+policies, atomically (everything happens on the event loop thread, between two awaits)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from jararaca.backends.base import REMEMBER_DONE, OnOverlap, RunStart, RunStatus
+from jararaca.backends.memory_store import Mark, Run, Store, forget_run, prune, remember
+from jararaca.backends.records import RunRecord
+from jararaca.clock import epoch_ms, from_epoch_ms
+
+
+class MemoryRunLeases:
+    """RunLeases on the store of the backend it is mixed into."""
+
+    _s: Store
+
+    async def begin_run(
+        self,
+        fire_id: str,
+        *,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        on_overlap: OnOverlap = "skip",
+        remember_for: timedelta = REMEMBER_DONE,
+        record: RunRecord | None = None,
+    ) -> RunStart:
+        s = self._s
+        now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
+        keep_ms = round(remember_for.total_seconds() * 1000)
+        run = s.runs.get(fire_id)
+        if run is not None and run.done_until_ms is not None:
+            if run.done_until_ms > now_ms:
+                return RunStart(RunStatus.DONE, attempt=run.attempt)
+            run = None
+        if run is not None and run.lease_ms > now_ms:  # live, whoever holds it
+            return RunStart(RunStatus.BUSY, run.attempt, from_epoch_ms(run.lease_ms))
+        if overlap_key is not None:
+            mark = s.overlap.setdefault(overlap_key, Mark())
+            order = epoch_ms(record.scheduled_at if record is not None else now)
+            blocked = _overlap(mark, fire_id, order, on_overlap, now_ms, lease_ms)
+            if blocked is not None:
+                status, until_ms = blocked
+                if status is RunStatus.OVERLAP:
+                    s.runs[fire_id] = Run(owner, now_ms, 1, done_until_ms=now_ms + keep_ms)
+                    remember(s.run_expiries, now_ms + keep_ms, fire_id)
+                    if record is not None:
+                        s.control.record([record.ended("skipped_overlap", finished_at=now)])
+                if mark.empty():
+                    del s.overlap[overlap_key]
+                busy_until = None if until_ms is None else from_epoch_ms(until_ms)
+                return RunStart(status, 1, busy_until)
+            if mark.fire != fire_id:  # a new holder: a request to stop was for the previous one
+                mark.cancel, mark.cancel_at_ms, mark.cancel_until_ms = None, 0, 0
+            mark.fire, mark.owner, mark.lease_ms, mark.at_ms = fire_id, owner, lease_ms, order
+            mark.waiting.pop(fire_id, None)
+        attempt = 1 if run is None else run.attempt + 1
+        s.runs[fire_id] = Run(owner, lease_ms, attempt)
+        if record is not None:
+            s.control.record([replace(record, attempt=attempt)])
+        return RunStart(RunStatus.STARTED, attempt)
+
+    async def renew_run(
+        self, fire_id: str, *, overlap_key: str | None, owner: str, lease_until: datetime
+    ) -> bool:
+        s = self._s
+        run = s.runs.get(fire_id)
+        if run is None or run.owner != owner or run.done_until_ms is not None:
+            return False
+        run.lease_ms = epoch_ms(lease_until)
+        if overlap_key is not None:
+            mark = s.overlap.get(overlap_key)
+            if mark is not None and mark.fire == fire_id and mark.owner == owner:
+                mark.lease_ms = run.lease_ms
+        return True
+
+    async def cancel_requested(self, fire_id: str, *, overlap_key: str) -> bool:
+        mark = self._s.overlap.get(overlap_key)
+        return mark is not None and mark.fire == fire_id and mark.cancel is not None
+
+    async def release_run(
+        self,
+        fire_id: str,
+        *,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+        record: RunRecord | None = None,
+    ) -> None:
+        held = await self.renew_run(fire_id, overlap_key=overlap_key, owner=owner, lease_until=now)
+        if held and record is not None:
+            self._s.control.record([record])
+
+    async def finish_run(
+        self,
+        fire_id: str,
+        *,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+        remember_for: timedelta = REMEMBER_DONE,
+        record: RunRecord | None = None,
+    ) -> None:
+        s = self._s
+        keep_ms = round(remember_for.total_seconds() * 1000)
+        now_ms = epoch_ms(now)
+        run = s.runs.get(fire_id)
+        taken_over = (
+            run is not None
+            and run.owner != owner
+            and run.done_until_ms is None
+            and run.lease_ms > now_ms
+        )
+        if not taken_over:  # never mark another owner's live run done
+            attempt = run.attempt if run is not None else 1
+            s.runs[fire_id] = Run(owner, now_ms, attempt, done_until_ms=now_ms + keep_ms)
+            remember(s.run_expiries, now_ms + keep_ms, fire_id)
+            if record is not None:
+                s.control.record([record])
+        if overlap_key is not None:
+            mark = s.overlap.get(overlap_key)
+            if mark is not None and mark.fire == fire_id and mark.owner == owner:
+                # Waiting fires (and a cancel request, whose fire waits) stay.
+                mark.fire, mark.owner, mark.lease_ms, mark.at_ms = None, "", 0, 0
+                if mark.empty():
+                    del s.overlap[overlap_key]
+        prune(s.run_expiries, now_ms, lambda key, at: forget_run(s.runs, key, at))
+
+
+def _overlap(
+    mark: Mark, fire: str, order: int, on_overlap: OnOverlap, now_ms: int, lease_ms: int
+) -> tuple[RunStatus, int | None] | None:
+    """What ``on_overlap`` makes of the fire ``fire`` given its action's overlap mark: None
+    when it may start, else OVERLAP (skip it) or WAITING, with the instant that blocks it. It
+    updates the mark's waiting fires and cancel request, as lua/begin_run.lua does."""
+    if mark.fire == fire:  # taken over after its worker died: it resumes at once
+        return None
+    holding = mark.fire is not None and mark.lease_ms > now_ms
+    head = mark.head(now_ms)
+    registered = fire in mark.waiting
+    my_turn = head is None or head[1] == fire or (order, fire) < head[:2]
+    blocked_until = mark.lease_ms if holding else None if head is None else head[2]
+
+    def wait() -> tuple[RunStatus, int | None]:
+        mark.waiting[fire] = (order, lease_ms)
+        return RunStatus.WAITING, blocked_until
+
+    if on_overlap == "skip":
+        return (RunStatus.OVERLAP, mark.lease_ms) if holding else None
+    if on_overlap == "wait":
+        return wait() if holding or not my_turn else None
+    if on_overlap == "wait_one":
+        if not registered and head is not None:
+            return RunStatus.OVERLAP, blocked_until  # another fire already waits
+        return wait() if holding or not my_turn else None
+    # cancel_other: the latest fire wins; an earlier one, running or waiting, gives way.
+    asking = mark.cancel is not None and mark.cancel_until_ms > now_ms
+    if (holding and (order, fire) < (mark.at_ms, mark.fire or "")) or (
+        asking and (order, fire) < (mark.cancel_at_ms, mark.cancel or "")
+    ):
+        return RunStatus.OVERLAP, blocked_until
+    if holding:
+        mark.cancel, mark.cancel_at_ms, mark.cancel_until_ms = fire, order, lease_ms
+        return RunStatus.WAITING, mark.lease_ms
+    return None
