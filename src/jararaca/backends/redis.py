@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -22,19 +22,16 @@ from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from jararaca.backends import redis_scripts as scripts
 from jararaca.backends.base import (
-    REMEMBER_DONE,
     BackendInfo,
     Claimed,
     ClaimResult,
     FireClaim,
-    OnOverlap,
-    RunStart,
-    RunStatus,
 )
-from jararaca.backends.records import RunRecord
 from jararaca.backends.redis_batch import ScriptBatcher
 from jararaca.backends.redis_control import RedisControl, RedisSchedules
 from jararaca.backends.redis_keys import Keys, scan_pattern
+from jararaca.backends.redis_runs import RedisRunLeases
+from jararaca.backends.redis_scripts import as_text
 from jararaca.backends.redis_wakeup import WakeupChannel
 from jararaca.clock import epoch_ms, from_epoch_ms
 from jararaca.errors import BackendError, ConfigError, CredentialsError
@@ -51,18 +48,14 @@ _MAX_CONNECTIONS = 50  # per backend; callers beyond it wait (20 s by default) f
 MIN_REDIS_VERSION = (6, 2)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _claimed(inflight_id: bytes | str, raw: bytes | str) -> Claimed:
     """An in-flight entry as stored: a fire's envelope, or a delayed message's
     ``{"due": ms, "envelope": ...}``."""
     data = json.loads(raw)
     if "envelope" in data:
         envelope = Envelope.from_dict(data["envelope"])
-        return Claimed(_text(inflight_id), envelope, from_epoch_ms(int(data["due"])))
-    return Claimed(_text(inflight_id), Envelope.from_dict(data))
+        return Claimed(as_text(inflight_id), envelope, from_epoch_ms(int(data["due"])))
+    return Claimed(as_text(inflight_id), Envelope.from_dict(data))
 
 
 _CLAIM_ANSWERS = (ClaimResult.TAKEN, ClaimResult.CLAIMED, ClaimResult.PAUSED)
@@ -80,7 +73,7 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-class RedisBackend(RedisControl, RedisSchedules):
+class RedisBackend(RedisRunLeases, RedisControl, RedisSchedules):
     """The :class:`~jararaca.backends.base.Backend` protocols on one Redis client and pool."""
 
     def __init__(self, url: str, *, namespace: str) -> None:
@@ -176,7 +169,7 @@ class RedisBackend(RedisControl, RedisSchedules):
                     persists=True,
                     detail=f"eviction and persistence unknown: CONFIG GET refused ({exc})",
                 )
-        config = {_text(k): _text(v) for reply in replies for k, v in reply.items()}
+        config = {as_text(k): as_text(v) for reply in replies for k, v in reply.items()}
         policy = config.get("maxmemory-policy", "noeviction")
         save, aof = config.get("save", ""), config.get("appendonly", "no")
         detail = (
@@ -315,13 +308,13 @@ class RedisBackend(RedisControl, RedisSchedules):
         claimed, unreadable = [], []
         for flight, raw in _pairs(found):
             try:
-                if _text(flight) == "!":
+                if as_text(flight) == "!":
                     raise ValueError("not an envelope")
                 claimed.append(_claimed(flight, raw))
             except (ValueError, KeyError, TypeError) as exc:
-                log.error("dropped an unreadable delayed entry (%s): %.200s", exc, _text(raw))
-                if _text(flight) != "!":
-                    unreadable.append(_text(flight))
+                log.error("dropped an unreadable delayed entry (%s): %.200s", exc, as_text(raw))
+                if as_text(flight) != "!":
+                    unreadable.append(as_text(flight))
         if unreadable:
             await self.ack_inflight(unreadable)
         return claimed
@@ -340,90 +333,6 @@ class RedisBackend(RedisControl, RedisSchedules):
             return int(await self._redis().zcard(self.keys.delayed))
 
     # -- runs -----------------------------------------------------------------------------
-
-    def _run_call(
-        self, fire_id: str, overlap_key: str | None, record: RunRecord | None
-    ) -> tuple[list[str], list[Any]]:
-        """Keys and trailing arguments shared by the run scripts: the run, its overlap mark
-        and its action's history when given (flags tell the script which are there)."""
-        keys = [self.keys.run(fire_id)]
-        if overlap_key is not None:
-            keys.append(self.keys.overlap(overlap_key))
-        flags: list[Any] = [int(overlap_key is not None), int(record is not None)]
-        if record is None:
-            return keys, flags
-        keys.extend(self.keys.history(record.action_id))
-        history = [record.to_json(), epoch_ms(record.scheduled_at), self.history_limit]
-        return keys, flags + history
-
-    async def begin_run(
-        self,
-        fire_id: str,
-        *,
-        overlap_key: str | None,
-        owner: str,
-        now: datetime,
-        lease_until: datetime,
-        on_overlap: OnOverlap = "skip",
-        remember_for: timedelta = REMEMBER_DONE,
-        record: RunRecord | None = None,
-    ) -> RunStart:
-        keys, tail = self._run_call(fire_id, overlap_key, record)
-        args = [
-            fire_id,
-            owner,
-            epoch_ms(now),
-            epoch_ms(lease_until),
-            round(remember_for.total_seconds() * 1000),
-            on_overlap,
-            epoch_ms(record.scheduled_at if record is not None else now),
-            *tail,
-        ]
-        status, attempt, holder = await self._runs.eval(scripts.BEGIN_RUN, keys, args)
-        busy_until = from_epoch_ms(int(holder)) if holder else None
-        return RunStart(RunStatus(_text(status)), int(attempt), busy_until)
-
-    async def renew_run(
-        self, fire_id: str, *, overlap_key: str | None, owner: str, lease_until: datetime
-    ) -> bool:
-        keys, tail = self._run_call(fire_id, overlap_key, None)
-        args = [fire_id, owner, epoch_ms(lease_until), *tail]
-        return bool(await self._eval(scripts.RENEW_RUN, keys, args))
-
-    async def cancel_requested(self, fire_id: str, *, overlap_key: str) -> bool:
-        with self._errors("reading a cancel request"):
-            holder, cancel = await self._redis().hmget(
-                self.keys.overlap(overlap_key), ["fire", "cancel"]
-            )
-        return holder is not None and _text(holder) == fire_id and cancel is not None
-
-    async def release_run(
-        self,
-        fire_id: str,
-        *,
-        overlap_key: str | None,
-        owner: str,
-        now: datetime,
-        record: RunRecord | None = None,
-    ) -> None:
-        # Renewing the lease to end now is the release: the record stays (with its attempt
-        # count) and the next begin_run finds the lease over and takes the run over.
-        keys, tail = self._run_call(fire_id, overlap_key, record)
-        await self._eval(scripts.RENEW_RUN, keys, [fire_id, owner, epoch_ms(now), *tail])
-
-    async def finish_run(
-        self,
-        fire_id: str,
-        *,
-        overlap_key: str | None,
-        owner: str,
-        now: datetime,
-        remember_for: timedelta = REMEMBER_DONE,
-        record: RunRecord | None = None,
-    ) -> None:
-        keys, tail = self._run_call(fire_id, overlap_key, record)
-        args = [fire_id, owner, epoch_ms(now), round(remember_for.total_seconds() * 1000), *tail]
-        await self._runs.eval(scripts.FINISH_RUN, keys, args)
 
     async def is_running(self, overlap_key: str, *, now: datetime) -> bool:
         with self._errors("reading an overlap mark"):

@@ -16,12 +16,9 @@ from jararaca.backends import redis_scripts as scripts
 from jararaca.backends.base import DelayedEntry, FireClaim
 from jararaca.backends.records import ProcessRecord, RunRecord, ScheduleRecord
 from jararaca.backends.redis_keys import Keys
+from jararaca.backends.redis_scripts import as_text
 from jararaca.clock import epoch_ms, from_epoch_ms
 from jararaca.wire import Envelope
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisControl:
@@ -73,7 +70,7 @@ class RedisControl:
     async def paused(self) -> dict[str, str]:
         with self._errors("reading paused actions"):
             found = await self._redis().hgetall(self.keys.paused)
-        return {_text(k): _text(v) for k, v in found.items()}
+        return {as_text(k): as_text(v) for k, v in found.items()}
 
     # -- processes ------------------------------------------------------------------------
 
@@ -88,7 +85,7 @@ class RedisControl:
     async def processes(self) -> list[ProcessRecord]:
         client = self._redis()
         with self._errors("reading heartbeats"):
-            ids = sorted(_text(i) for i in await client.smembers(self.keys.processes))
+            ids = sorted(as_text(i) for i in await client.smembers(self.keys.processes))
             if not ids:
                 return []
             raws = await client.mget([self.keys.process(i) for i in ids])
@@ -124,7 +121,7 @@ class RedisControl:
                 continue  # taken by a beat between the two reads
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 envelope = Envelope.from_json(raw)
-                entries.append(DelayedEntry(_text(task), envelope, from_epoch_ms(int(due))))
+                entries.append(DelayedEntry(as_text(task), envelope, from_epoch_ms(int(due))))
         return entries
 
     async def cancel_delayed(
@@ -147,7 +144,7 @@ class RedisControl:
         with self._errors("looking for a delayed message"):
             async for task, raw in client.hscan_iter(self.keys.delayed_env, count=1000):
                 if _message_id(raw) == message_id:
-                    return _text(task)
+                    return as_text(task)
         return None
 
     async def enqueue_fires(self, claims: Sequence[FireClaim], *, due: datetime) -> list[str]:
@@ -160,7 +157,7 @@ class RedisControl:
             keys += [k.run(claim.fire_id), k.history(claim.action_id)[1]]
             args += [claim.fire_id, claim.envelope.to_json()]
         queued = await self._eval(scripts.ENQUEUE_FIRES, keys, args)
-        return [_text(fire) for fire in queued]
+        return [as_text(fire) for fire in queued]
 
 
 class RedisSchedules:

@@ -16,6 +16,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 
+def as_text(value: bytes | str) -> str:
+    """A reply of the client (bytes: it does not decode responses) as text."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _lua(name: str) -> bytes:
     return resources.files("jararaca.backends").joinpath("lua", f"{name}.lua").read_bytes()
 

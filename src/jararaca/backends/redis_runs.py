@@ -1,0 +1,121 @@
+"""The Redis backend's run leases: begin, renew, release and finish runs (with the overlap
+policies and the run history), each one atomic Lua script; begin and finish of runs handled in
+the same event-loop turn share one pipeline (:mod:`redis_batch`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from jararaca.backends import redis_scripts as scripts
+from jararaca.backends.base import REMEMBER_DONE, OnOverlap, RunStart, RunStatus
+from jararaca.backends.records import RunRecord
+from jararaca.backends.redis_batch import ScriptBatcher
+from jararaca.backends.redis_keys import Keys
+from jararaca.backends.redis_scripts import as_text
+from jararaca.clock import epoch_ms, from_epoch_ms
+
+
+class RedisRunLeases:
+    """RunLeases over the client, keys and script runners of the backend it is mixed into."""
+
+    keys: Keys
+    history_limit: int
+    _runs: ScriptBatcher
+
+    def _redis(self) -> aioredis.Redis:
+        raise NotImplementedError
+
+    def _errors(self, doing: str) -> contextlib.AbstractContextManager[None]:
+        raise NotImplementedError
+
+    async def _eval(self, script: scripts.Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        raise NotImplementedError
+
+    def _run_call(
+        self, fire_id: str, overlap_key: str | None, record: RunRecord | None
+    ) -> tuple[list[str], list[Any]]:
+        """Keys and trailing arguments shared by the run scripts: the run, its overlap mark
+        and its action's history when given (flags tell the script which are there)."""
+        keys = [self.keys.run(fire_id)]
+        if overlap_key is not None:
+            keys.append(self.keys.overlap(overlap_key))
+        flags: list[Any] = [int(overlap_key is not None), int(record is not None)]
+        if record is None:
+            return keys, flags
+        keys.extend(self.keys.history(record.action_id))
+        history = [record.to_json(), epoch_ms(record.scheduled_at), self.history_limit]
+        return keys, flags + history
+
+    async def begin_run(
+        self,
+        fire_id: str,
+        *,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+        lease_until: datetime,
+        on_overlap: OnOverlap = "skip",
+        remember_for: timedelta = REMEMBER_DONE,
+        record: RunRecord | None = None,
+    ) -> RunStart:
+        keys, tail = self._run_call(fire_id, overlap_key, record)
+        args = [
+            fire_id,
+            owner,
+            epoch_ms(now),
+            epoch_ms(lease_until),
+            round(remember_for.total_seconds() * 1000),
+            on_overlap,
+            epoch_ms(record.scheduled_at if record is not None else now),
+            *tail,
+        ]
+        status, attempt, holder = await self._runs.eval(scripts.BEGIN_RUN, keys, args)
+        busy_until = from_epoch_ms(int(holder)) if holder else None
+        return RunStart(RunStatus(as_text(status)), int(attempt), busy_until)
+
+    async def renew_run(
+        self, fire_id: str, *, overlap_key: str | None, owner: str, lease_until: datetime
+    ) -> bool:
+        keys, tail = self._run_call(fire_id, overlap_key, None)
+        args = [fire_id, owner, epoch_ms(lease_until), *tail]
+        return bool(await self._eval(scripts.RENEW_RUN, keys, args))
+
+    async def cancel_requested(self, fire_id: str, *, overlap_key: str) -> bool:
+        with self._errors("reading a cancel request"):
+            holder, cancel = await self._redis().hmget(
+                self.keys.overlap(overlap_key), ["fire", "cancel"]
+            )
+        return holder is not None and as_text(holder) == fire_id and cancel is not None
+
+    async def release_run(
+        self,
+        fire_id: str,
+        *,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+        record: RunRecord | None = None,
+    ) -> None:
+        # Renewing the lease to end now is the release: the record stays (with its attempt
+        # count) and the next begin_run finds the lease over and takes the run over.
+        keys, tail = self._run_call(fire_id, overlap_key, record)
+        await self._eval(scripts.RENEW_RUN, keys, [fire_id, owner, epoch_ms(now), *tail])
+
+    async def finish_run(
+        self,
+        fire_id: str,
+        *,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+        remember_for: timedelta = REMEMBER_DONE,
+        record: RunRecord | None = None,
+    ) -> None:
+        keys, tail = self._run_call(fire_id, overlap_key, record)
+        args = [fire_id, owner, epoch_ms(now), round(remember_for.total_seconds() * 1000), *tail]
+        await self._runs.eval(scripts.FINISH_RUN, keys, args)
