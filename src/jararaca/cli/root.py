@@ -6,9 +6,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-from jararaca.cli.control import COMMANDS as CONTROL_COMMANDS
+from jararaca.cli import activity, messages, schedules, services
 from jararaca.cli.options import root_log_level_option
-from jararaca.cli.services import COMMANDS
 
 DISTRIBUTION = "jararaca"
 
@@ -47,5 +46,7 @@ def main() -> None:
     """
 
 
-for _command in (*COMMANDS, *CONTROL_COMMANDS):
-    main.add_command(_command)
+# One module per command group: those that run an app, then the control plane's.
+for _module in (services, schedules, activity, messages):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)
