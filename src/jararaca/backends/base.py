@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from jararaca.backends.records import ProcessRecord, RunRecord, ScheduleRecord
-from jararaca.backends.types import (
+from jararaca.backends.values import (
     REMEMBER_DONE,
     BackendInfo,
     Claimed,
