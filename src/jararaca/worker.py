@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
-
-from pydantic import ValidationError
 
 from jararaca import wire
 from jararaca.backends.base import Backend, OnOverlap
 from jararaca.backends.records import Outcome, RunRecord
 from jararaca.brokers.base import UNROUTED, Broker, Consumer, Delivery
 from jararaca.clock import Clock, SystemClock
-from jararaca.declarations import MessageContext, ScheduledRun
+from jararaca.declarations import ScheduledRun
 from jararaca.declarations.actions import OverlapPolicy
 from jararaca.engines import Engines
 from jararaca.errors import JararacaError
@@ -40,6 +37,7 @@ from jararaca.registry import HandlerDef, action_queues, build_registry, check_g
 from jararaca.runs import RunGuard, WorkerStats, settle_quietly
 from jararaca.settings import dedupe_seconds, max_message_bytes
 from jararaca.settings import lease_seconds as default_lease_seconds
+from jararaca.worker_messages import MessageHandling, replay_suffix
 
 log = logging.getLogger("jararaca.worker")
 # What the backend does with a fire of each overlap policy while the previous run is alive
@@ -52,7 +50,7 @@ _ON_OVERLAP: dict[OverlapPolicy, OnOverlap] = {
 }
 
 
-class Worker(Service):
+class Worker(Service, MessageHandling):
     """Runs an app's scheduled actions and message handlers delivered by the broker."""
 
     def __init__(
@@ -249,7 +247,7 @@ class Worker(Service):
             await self._dead_letter(delivery, "fire without a valid x-jararaca-scheduled-at header")
             return
         spec = action.spec
-        run_key = envelope.message_id + _replay_suffix(envelope)
+        run_key = envelope.message_id + replay_suffix(envelope)
         overlap_key = None if spec.allow_overlap else action.action_id
         # Missed slots run one after another whatever the policy: they wait, never skip.
         catching_up = envelope.headers.get(wire.CATCH_UP) == "1"
@@ -307,130 +305,7 @@ class Worker(Service):
             await call_exception_handler(spec.exception_handler, error, run, action.action_id)
         await self._runs.finish(delivery, run_key, overlap_key, record=ended)
 
-    async def _run_message(self, handler: HandlerDef, delivery: Delivery) -> None:
-        envelope = delivery.envelope
-        spec = handler.spec
-        if len(envelope.body) > self.max_message_bytes:
-            await self._dead_letter(
-                delivery,
-                f"message too large: {len(envelope.body):,} bytes, over the "
-                f"{self.max_message_bytes:,}-byte limit (JARARACA_MAX_MESSAGE_BYTES)",
-            )
-            return
-        try:
-            message = spec.message_type.model_validate_json(envelope.body)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-            problem = f"{where}: {first.get('msg')}"
-            await self._dead_letter(
-                delivery, f"invalid payload for {spec.message_type.__qualname__}: {problem}"
-            )
-            return
-        context = MessageContext(
-            message_id=envelope.message_id,
-            topic=envelope.headers.get(wire.TOPIC, envelope.routing_key),
-            published_at=_instant(envelope.headers.get(wire.PUBLISHED_AT)),
-            due_at=_instant(envelope.headers.get(wire.DUE_AT)),
-            attempt=envelope.attempt,
-        )
-        # One run per (handler, message, attempt): a message published twice (its beat died
-        # after publishing, before forgetting it) or redelivered is handled once.
-        run_key = f"msg:{handler.handler_id}:{envelope.message_id}:{context.attempt}"
-        run_key += _replay_suffix(envelope)
-        running = self._schedule_record(envelope, context)
-        start = await self._runs.begin(
-            delivery,
-            run_key,
-            None,
-            recheck_routing_key=handler.retry_routing_key,
-            remember_for=self.dedupe,
-            record=running,
-        )
-        if start is None:
-            return
-        method = getattr(self._container.get(handler.controller), handler.attribute)
-        call = partial(method, message, context) if spec.takes_context else partial(method, message)
-        error = await self._runs.run_owned(run_key, None, call, spec.timeout, running)
-        if error is None:
-            self.stats.messages_handled += 1
-            ended = running and running.ended("succeeded", finished_at=self.clock.now())
-            await self._runs.finish(delivery, run_key, None, self.dedupe, record=ended)
-            return
-        self.stats.messages_failed += 1
-        log.error(
-            "handler %s failed on message %s (attempt %d): %r",
-            handler.handler_id,
-            envelope.message_id,
-            context.attempt,
-            error,
-        )
-        await call_exception_handler(spec.exception_handler, error, context, handler.handler_id)
-        # The retry (or dead letter) first, the record after: should the first fail, the
-        # message comes back and this attempt is tried again rather than acked as done.
-        if context.attempt <= spec.retries:
-            await self._retry(handler, delivery, context.attempt)
-        else:
-            tries = f"after {context.attempt} attempt(s)"
-            await self._dead_letter(
-                delivery, f"handler {handler.handler_id} failed {tries}: {error!r}"
-            )
-        failed = running and running.ended("failed", finished_at=self.clock.now(), error=error)
-        await self._runs.record_done(run_key, None, self.dedupe, record=failed)
-
-    def _schedule_record(
-        self, envelope: wire.Envelope, context: MessageContext
-    ) -> RunRecord | None:
-        """A fire of a dynamic schedule goes into the schedule's run history, as an action's
-        fire does (when a topic has several handlers, the last one to finish is recorded)."""
-        schedule_id = envelope.headers.get(wire.SCHEDULE)
-        scheduled_at = _instant(envelope.headers.get(wire.SCHEDULED_AT))
-        if not schedule_id or scheduled_at is None:
-            return None
-        return RunRecord(
-            envelope.message_id,
-            schedule_id,
-            scheduled_at,
-            "running",
-            started_at=self.clock.now(),
-            worker=self.owner,
-            attempt=context.attempt,
-        )
-
-    async def _retry(self, handler: HandlerDef, delivery: Delivery, attempt: int) -> None:
-        base = handler.spec.retry_delay * 2 ** (attempt - 1)
-        delay = base * random.uniform(0.5, 1.0)  # jitter spreads a burst of failures
-        envelope = delivery.envelope
-        retry = wire.Envelope(
-            envelope.message_id,
-            handler.retry_routing_key,
-            envelope.body,
-            {**envelope.headers, wire.ATTEMPT: str(attempt + 1)},
-        )
-        await self.backend.enqueue_delayed(
-            retry,
-            self.clock.now() + timedelta(seconds=delay),
-            task_id=f"retry:{handler.handler_id}:{envelope.message_id}:{attempt + 1}",
-        )
-        self.stats.retried += 1
-        await delivery.ack()
-
     async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
         self.stats.dead_lettered += 1
         log.warning("dead-lettering message %s: %s", delivery.envelope.message_id, reason)
         await delivery.dead_letter(reason)
-
-
-def _replay_suffix(envelope: wire.Envelope) -> str:
-    """A replayed dead letter is a new run of its message or fire (see ``wire.REPLAY``)."""
-    replay = envelope.headers.get(wire.REPLAY)
-    return f"#replay-{replay}" if replay else ""
-
-
-def _instant(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return wire.parse_instant(text)
-    except ValueError:
-        return None
