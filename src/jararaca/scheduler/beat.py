@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from jararaca.backends.base import BeatStore, Claimed, ClaimResult, FireClaim
+from jararaca.backends.records import ScheduleRecord
 from jararaca.brokers.base import Broker
 from jararaca.clock import Clock
 from jararaca.errors import CronError, JararacaError
@@ -63,8 +64,12 @@ class Beat:
         self.lease = timedelta(seconds=lease_seconds)
         self.stats = BeatStats()
         self.wakeup = asyncio.Event()
-        # (dispatch instant as epoch seconds, plan index, scheduled instant)
-        self._heap: list[tuple[float, int, datetime]] = []
+        # (dispatch instant as epoch seconds, plan id, scheduled instant, plan generation); an
+        # entry whose plan is gone (a dynamic schedule deleted) or was replaced since (its
+        # generation moved on) is skipped when popped.
+        self._heap: list[tuple[float, str, datetime, int]] = []
+        self._generation: dict[str, int] = {}
+        self._dynamic_records: dict[str, ScheduleRecord] = {}
         self._started = False
         self._dynamic = dynamic_schedules
         self._schedules_version: int | None = None
@@ -78,9 +83,10 @@ class Beat:
     async def start(self) -> None:
         """Read each action's last fire and plan catch-up and next fires."""
         now = self.clock.now()
+        self._heap = []  # a restarted beat plans afresh
         if self._dynamic:
             await self._load_dynamic_plans()
-        catch_up = await self._plan(range(len(self.actions)), now)
+        catch_up = await self._plan(self.actions, now)
         heapq.heapify(self._heap)
         self.backend.add_wakeup_listener(self.wakeup)
         self._started = True
@@ -91,14 +97,13 @@ class Beat:
                 # Kept in _unclaimed or _unpublished: the first ticks try again.
                 log.warning("catch-up dispatch failed, retrying with the next tick: %s", exc)
 
-    async def _plan(self, indexes: Sequence[int], now: datetime) -> list[FireClaim]:
+    async def _plan(self, plans: Sequence[Plan], now: datetime) -> list[FireClaim]:
         """Push the next fire of each plan; return the missed fires catch-up still runs."""
-        plans = [self.actions[i] for i in indexes]
         last_fires = await self.backend.get_last_fires([p.action_id for p in plans])
         catch_up: list[FireClaim] = []
         # Many actions share a cron and have never fired: plan each distinct case once.
         planned: dict[tuple[object, ...], tuple[list[datetime], datetime]] = {}
-        for index, plan in zip(indexes, plans, strict=True):
+        for plan in plans:
             last = last_fires.get(plan.action_id)
             case = (plan.cron, last, plan.catch_up, plan.catch_up_window)
             if case not in planned:
@@ -113,49 +118,70 @@ class Beat:
             if missed:
                 log.info("%s: catching up %d missed fire(s)", plan.action_id, len(missed))
             catch_up.extend(self._claim(plan, at, now, catch_up=True) for at in missed)
-            self._push(index, upcoming)
+            self._push(plan, upcoming)
         return catch_up
 
-    async def _load_dynamic_plans(self) -> bool:
-        """Read the dynamic schedules when their version changed; True when it did."""
+    async def _load_dynamic_plans(self) -> list[Plan]:
+        """Read the dynamic schedules when their version changed; return the plans that are
+        new or changed (to plan), after dropping those deleted or changed (their heap entries
+        are skipped from now on). Nothing is swapped until everything was read."""
         version = await self.backend.schedules_version()
         if version == self._schedules_version:
-            return False
-        plans: list[Plan] = []
-        for schedule in await self.backend.dynamic_schedules():
+            return []
+        records = {s.schedule_id: s for s in await self.backend.dynamic_schedules()}
+        fresh: dict[str, Plan] = {}
+        for schedule_id, record in records.items():
+            if self._dynamic_records.get(schedule_id) == record:
+                continue  # unchanged: keeps its plan and its place in the heap
             try:
-                plans.append(schedule_plan(schedule))
+                fresh[schedule_id] = schedule_plan(record)
             except CronError as exc:
-                log.error("dynamic schedule %s is skipped: %s", schedule.schedule_id, exc)
-        self._schedules_version = version
-        self.actions = self._static + plans
+                log.error("dynamic schedule %s is skipped: %s", schedule_id, exc)
+        kept = [p for p in self.actions[len(self._static) :] if p.action_id in records]
+        kept = [p for p in kept if p.action_id not in fresh]
+        # Deleted and changed schedules: their planned heap entries no longer count.
+        for gone in set(self._dynamic_records) - {p.action_id for p in kept}:
+            self._generation[gone] = self._generation.get(gone, 0) + 1
+        self.actions = self._static + kept + list(fresh.values())
         self._by_id = {p.action_id: p for p in self.actions}
-        return True
+        self._dynamic_records = {i: r for i, r in records.items() if i in self._by_id}
+        self._schedules_version = version
+        return list(fresh.values())
 
     async def _refresh_dynamic_plans(self, now: datetime) -> None:
-        """Follow schedules created or deleted since the last look (any process may change
-        them): re-plan every dynamic schedule, the static ones keep their heap entries."""
-        if not self._dynamic or not await self._load_dynamic_plans():
+        """Follow schedules created, changed or deleted since the last look (any process may
+        change them); the others keep their next fire."""
+        if not self._dynamic:
             return
-        first_dynamic = len(self._static)
-        self._heap = [entry for entry in self._heap if entry[1] < first_dynamic]
-        heapq.heapify(self._heap)
-        catch_up = await self._plan(range(first_dynamic, len(self.actions)), now)
+        try:
+            fresh = await self._load_dynamic_plans()
+        except JararacaError:
+            self._schedules_version = None  # read everything again at the next look
+            raise
+        try:
+            catch_up = await self._plan(fresh, now)
+        except JararacaError:
+            # Not planned: at the next look they count as new again.
+            for plan in fresh:
+                self._dynamic_records.pop(plan.action_id, None)
+            self._schedules_version = None
+            raise
         if catch_up:
             await self._dispatch_fires(catch_up, now)
 
     async def stop(self) -> None:
         self.backend.remove_wakeup_listener(self.wakeup)
 
-    def _push(self, index: int, scheduled_at: datetime) -> None:
-        plan = self.actions[index]
+    def _push(self, plan: Plan, scheduled_at: datetime) -> None:
         offset = 0.0
         if plan.jitter:
             following = plan.cron.next_after(scheduled_at)
             offset = jitter_offset(
                 fire_id(plan.action_id, scheduled_at), plan.jitter, scheduled_at, following
             )
-        heapq.heappush(self._heap, (scheduled_at.timestamp() + offset, index, scheduled_at))
+        generation = self._generation.get(plan.action_id, 0)
+        entry = (scheduled_at.timestamp() + offset, plan.action_id, scheduled_at, generation)
+        heapq.heappush(self._heap, entry)
 
     def _claim(
         self, plan: Plan, scheduled_at: datetime, now: datetime, *, catch_up: bool = False
@@ -217,8 +243,10 @@ class Beat:
         stamp = now.timestamp() + 1e-6
         heap = self._heap
         while heap and heap[0][0] <= stamp:
-            _, index, scheduled_at = heapq.heappop(heap)
-            action = self.actions[index]
+            _, action_id, scheduled_at, generation = heapq.heappop(heap)
+            action = self._by_id.get(action_id)
+            if action is None or generation != self._generation.get(action_id, 0):
+                continue  # a dynamic schedule deleted or replaced since this was planned
             upcoming = action.cron.next_after(scheduled_at)
             if upcoming <= now:
                 # The beat fell behind by more than a period (a stalled loop or host): this
@@ -242,7 +270,7 @@ class Beat:
                     )
             else:
                 claims.append(self._claim(action, scheduled_at, now))
-            self._push(index, upcoming)
+            self._push(action, upcoming)
         return claims
 
     async def _dispatch_fires(self, claims: list[FireClaim], now: datetime) -> None:
