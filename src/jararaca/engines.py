@@ -11,15 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from jararaca.backends.base import Backend
 from jararaca.brokers.base import Broker
 from jararaca.errors import ConfigError, JararacaError
 from jararaca.redaction import redact
 from jararaca.urls import memory_name, parse_backend_url, parse_broker_url
+
+if TYPE_CHECKING:
+    from jararaca.backends.sqlite_embedded import HandOff
 
 log = logging.getLogger("jararaca")
 
@@ -53,6 +58,18 @@ def make_backend(url: str, *, namespace: str) -> Backend:
         from jararaca.backends.memory import MemoryBackend
 
         return MemoryBackend(memory_name(url), namespace=namespace)
+    if parts.scheme == "sqlite":
+        try:
+            from jararaca.backends.sqlite import SqliteBackend
+        except ModuleNotFoundError as exc:
+            if exc.name not in ("sqlite3", "_sqlite3"):
+                raise
+            raise ConfigError(
+                f"{redact(url)!r} needs Python's sqlite3 module, which this Python was built "
+                "without: install a Python with SQLite (e.g. the python3 package of your "
+                "system, or python.org's build), or use memory:// or redis://"
+            ) from None
+        return SqliteBackend(url, namespace=namespace)
     try:
         from jararaca.backends.redis import RedisBackend
     except ModuleNotFoundError as exc:
@@ -95,6 +112,24 @@ class Engines:
         if self.owns_backend:
             await connect_with_retry(self.backend.connect, "the backend", deadline=deadline)
             stack.push_async_callback(self.backend.close)
+
+
+def embedded_engines(engines: Engines) -> tuple[Engines, HandOff | None]:
+    """The engines of the embedded scheduler. On a SQLite backend with the in-process broker
+    it built itself, the broker is swapped for one that tells the durable hand-off (see
+    :mod:`jararaca.backends.sqlite_embedded`) when each claimed message was settled, so that
+    nothing published in memory is lost with the process. Otherwise the engines as given."""
+    if "jararaca.backends.sqlite" not in sys.modules or not engines.owns_broker:
+        return engines, None  # no SQLite backend was built (and none can be one)
+    from jararaca.backends.sqlite import SqliteBackend
+    from jararaca.brokers.memory import MemoryBroker
+
+    if not isinstance(engines.backend, SqliteBackend) or type(engines.broker) is not MemoryBroker:
+        return engines, None
+    from jararaca.backends.sqlite_embedded import HandOff
+
+    handoff = HandOff(engines.backend, engines.broker)
+    return Engines(handoff.broker, engines.backend, True, engines.owns_backend), handoff
 
 
 async def connect_with_retry(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import SplitResult, parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from jararaca.brokers.base import DEFAULT_PREFETCH
 from jararaca.errors import ConfigError
@@ -16,7 +16,9 @@ from jararaca.redaction import redact
 
 DEFAULT_EXCHANGE = "jararaca"
 BROKER_SCHEMES = ("amqp", "amqps", "memory")
-BACKEND_SCHEMES = ("redis", "rediss", "unix", "memory")
+BACKEND_SCHEMES = ("redis", "rediss", "unix", "memory", "sqlite")
+SQLITE_EXAMPLE = "sqlite:///jararaca.db (relative) or sqlite:////var/lib/app/jararaca.db"
+SQLITE_SYNCHRONOUS = ("normal", "full")
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
 
@@ -74,3 +76,43 @@ def memory_name(url: str) -> str:
 def parse_backend_url(url: str) -> SplitResult:
     """The parts of a backend URL whose scheme and port are valid."""
     return _split(url, BACKEND_SCHEMES, "backend", "redis://127.0.0.1:6379/0")
+
+
+@dataclass(frozen=True)
+class SqliteConfig:
+    """A ``sqlite://`` backend URL: the file (relative to the working directory unless it
+    starts with ``/``) and ``synchronous`` (``normal``, the default, or ``full``)."""
+
+    path: str
+    synchronous: str
+
+
+def parse_sqlite_url(url: str) -> SqliteConfig:
+    """``sqlite:///relative.db`` or ``sqlite:////absolute.db`` (three slashes, then the path,
+    as SQLAlchemy writes them); ``?synchronous=full`` syncs every commit to the disk."""
+    parts = _split(url, ("sqlite",), "backend", SQLITE_EXAMPLE)
+    if parts.netloc:
+        raise ConfigError(
+            f"bad SQLite URL {redact(url)!r}: a SQLite file has no host; write three slashes "
+            f"before the path, e.g. {SQLITE_EXAMPLE}"
+        )
+    path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+    if not path or path.endswith("/") or path == ":memory:":
+        raise ConfigError(
+            f"bad SQLite URL {redact(url)!r}: name a file, e.g. {SQLITE_EXAMPLE} "
+            "(memory:// keeps state in memory)"
+        )
+    query = parse_qs(parts.query)
+    unknown = sorted(set(query) - {"synchronous"})
+    if unknown:
+        raise ConfigError(
+            f"unknown option {unknown[0]!r} in SQLite URL {redact(url)!r}: the only one is "
+            "synchronous=normal|full"
+        )
+    synchronous = query.get("synchronous", ["normal"])[-1].lower()
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ConfigError(
+            f"bad synchronous={synchronous!r} in SQLite URL {redact(url)!r}: use normal "
+            "(survives a killed process) or full (also survives a power cut; slower)"
+        )
+    return SqliteConfig(path, synchronous)

@@ -184,10 +184,6 @@ class Worker(Service, MessageHandling):
             await asyncio.wait(set(self._tasks))
 
     @property
-    def busy(self) -> int:
-        return len(self._tasks)
-
-    @property
     def progress(self) -> tuple[int, int, int]:
         """Changes whenever a delivery arrives, a run enters or leaves user code, or a
         delivery's processing ends: the embedded harness watches it to know the worker is

@@ -249,7 +249,9 @@ class RunHistory(Protocol):
     """The last runs of each action (``JARARACA_RUN_HISTORY`` per action, oldest dropped)."""
 
     async def record_runs(self, records: Sequence[RunRecord]) -> None:
-        """Add or replace (by fire id) records in their actions' histories."""
+        """Add or replace (by fire id) records in their actions' histories. The runtime writes
+        records through the run leases and fire claims; this is for tools and tests (e.g.
+        importing a history)."""
         ...
 
     async def run_history(self, action_id: str, *, limit: int) -> list[RunRecord]:
@@ -302,7 +304,8 @@ class DelayedAdmin(Protocol):
     async def enqueue_fires(self, claims: Sequence[FireClaim], *, due: datetime) -> list[str]:
         """Queue fires to be dispatched at ``due`` (trigger, backfill), keyed by fire id; a fire
         already claimed, running, run, in the history or pending is left out. The fire ids
-        queued."""
+        queued. A queued fire a beat holds in flight right now is not seen (it may be queued
+        again); the worker's run record still runs it once."""
         ...
 
 

@@ -131,11 +131,8 @@ class RedisControl:
             task_id = await self._task_of(message_id)
         if task_id is None:
             return False
-        pipe = self._redis().pipeline(transaction=True)
-        pipe.zrem(self.keys.delayed, task_id)
-        pipe.hdel(self.keys.delayed_env, task_id)
-        with self._errors("cancelling a delayed message"):
-            removed, _ = await pipe.execute()
+        keys = [self.keys.delayed, self.keys.delayed_env]
+        removed = await self._eval(scripts.CANCEL_DELAYED, keys, [task_id, message_id or ""])
         return bool(removed)
 
     async def _task_of(self, message_id: str) -> str | None:

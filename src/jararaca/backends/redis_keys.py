@@ -14,7 +14,8 @@ Layout (``P`` = the prefix):
   (a fire's envelope; for a delayed message ``{"due": ms, "envelope": ...}``);
 * ``P delayed`` ZSET task id -> due ms, ``P delayed:env`` HASH task id -> envelope;
 * ``P run:<fire id>`` HASH ``owner``, ``lease`` (ms), ``attempt``, ``done`` (ms until which the
-  fire counts as finished), with a TTL of a day past its lease;
+  run counts as finished), with a TTL past its lease of how long it is remembered (a day for a
+  fire, ``JARARACA_DEDUPE_SECONDS`` for a handled message);
 * ``P overlap:<overlap key>`` HASH of the running fire (``fire``, ``owner``, ``lease`` ms, ``at``),
   a stop request of ``cancel_other`` (``cancel``, ``cancel_at``, ``cancel_until``), one
   ``w:<fire>`` field per fire waiting its turn (``buffer_one``/``buffer_all``) and the earliest

@@ -51,6 +51,7 @@ BEGIN_RUN = Script("begin_run", prelude=_HISTORY)
 RENEW_RUN = Script("renew_run", prelude=_HISTORY)
 FINISH_RUN = Script("finish_run", prelude=_HISTORY)
 RECORD_RUNS = Script("record_runs", prelude=_HISTORY)
+CANCEL_DELAYED = Script("cancel_delayed")
 ALL: tuple[Script, ...] = (
     CLAIM_FIRES,
     ACK_INFLIGHT,
@@ -63,6 +64,7 @@ ALL: tuple[Script, ...] = (
     FINISH_RUN,
     ENQUEUE_FIRES,
     RECORD_RUNS,
+    CANCEL_DELAYED,
 )
 
 

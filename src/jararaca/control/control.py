@@ -44,7 +44,7 @@ from jararaca.messagebus.message import Message
 from jararaca.microservice import Microservice
 from jararaca.observability.heartbeats import GONE_AFTER_PERIODS
 from jararaca.registry import ActionDef, build_registry
-from jararaca.scheduler.fires import fire_id, manual_fire_id
+from jararaca.scheduler.fires import fire_envelope, fire_id, manual_fire_id
 from jararaca.scheduler.plans import Plan, action_plan, schedule_plan
 from jararaca.urls import DEFAULT_EXCHANGE, parse_broker_url
 
@@ -109,6 +109,7 @@ class Control:
     ) -> None:
         stack, self._stack = self._stack, None
         self._broker = self._given_broker  # a built one is closed with the stack
+        self._backend = None  # closed with the stack: no use after the block
         if stack is not None:
             await stack.aclose()
 
@@ -229,7 +230,10 @@ class Control:
         # worker reads back then name the same millisecond.
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         identity = manual_fire_id(_ident(target), now)
-        envelope = replace(_plan(target).envelope(now, now, False), message_id=identity)
+        if isinstance(target, ScheduleRecord):  # its body is the stored message: keep it
+            envelope = replace(_plan(target).envelope(now, now, False), message_id=identity)
+        else:
+            envelope = fire_envelope(target, now, now=now, fire_id=identity)
         await self.backend.enqueue_fires(
             [FireClaim(identity, _ident(target), now, envelope)], due=now
         )

@@ -132,7 +132,12 @@ def backfill_slots(
             "replays past slots, the beat fires the coming ones"
         )
     # iter_after is strict: a microsecond earlier makes a slot exactly at ``start`` count.
-    upcoming = cron.iter_after(start - timedelta(microseconds=1))
+    try:
+        upcoming = cron.iter_after(start - timedelta(microseconds=1))
+    except OverflowError:
+        raise ConfigError(
+            f"backfill start {start.isoformat()} is out of range: pick a start after year 1"
+        ) from None
     slots = list(
         itertools.islice(itertools.takewhile(lambda at: at < end, upcoming), MAX_BACKFILL + 1)
     )

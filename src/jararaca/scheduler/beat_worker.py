@@ -45,10 +45,9 @@ class BeatWorker(Service):
     ) -> None:
         super().__init__(graceful_shutdown_seconds=graceful_shutdown_seconds)
         self.registry = build_registry(app)
-        check_groups(self.registry, groups)
-        self.actions = self.registry.select_actions(
-            scheduled_action_names, list(groups) if groups is not None else None
-        )
+        group_list = list(groups) if groups is not None else None  # read once: may be an iterator
+        check_groups(self.registry, group_list)
+        self.actions = self.registry.select_actions(scheduled_action_names, group_list)
         self.engines = Engines.build(broker_url, backend_url, broker=broker, backend=backend)
         self.connect_timeout = connect_timeout
         self._urls = (redact(broker_url), redact(backend_url))

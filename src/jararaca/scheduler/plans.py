@@ -30,7 +30,6 @@ class Plan:
     catch_up_window: float | None
     jitter: float
     envelope: EnvelopeBuilder
-    dynamic: bool = False
 
 
 def action_plan(action: ActionDef) -> Plan:
@@ -68,4 +67,4 @@ def schedule_plan(schedule: ScheduleRecord) -> Plan:
         catch_up = "none"
     elif schedule.catch_up == "all":
         catch_up = "all"
-    return Plan(schedule.schedule_id, cron, catch_up, None, schedule.jitter, build, dynamic=True)
+    return Plan(schedule.schedule_id, cron, catch_up, None, schedule.jitter, build)

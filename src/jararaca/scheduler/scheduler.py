@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack
 from jararaca.backends.base import Backend
 from jararaca.brokers.base import Broker
 from jararaca.clock import Clock, SystemClock
-from jararaca.engines import Engines
+from jararaca.engines import Engines, embedded_engines
 from jararaca.lifecycle import Service
 from jararaca.microservice import Microservice
 from jararaca.observability.heartbeats import Heartbeat
@@ -42,7 +42,9 @@ class Scheduler(Service):
     ) -> None:
         super().__init__(graceful_shutdown_seconds=graceful_shutdown_seconds)
         self.clock = clock or SystemClock()
-        self.engines = Engines.build(broker_url, backend_url, broker=broker, backend=backend)
+        built = Engines.build(broker_url, backend_url, broker=broker, backend=backend)
+        # On SQLite: what the beat hands the in-memory broker stays on disk until settled.
+        self.engines, self._handoff = embedded_engines(built)
         self.connect_timeout = connect_timeout
         names = list(scheduled_action_names) if scheduled_action_names is not None else None
         group_list = list(groups) if groups is not None else None
@@ -93,7 +95,11 @@ class Scheduler(Service):
         return self.engines.backend
 
     async def _open(self, stack: AsyncExitStack) -> None:
+        if self._handoff is not None:
+            self._handoff.lock(stack)  # one scheduler per SQLite file, released last
         await self.engines.open(stack, timeout=self.connect_timeout)
+        if self._handoff is not None:
+            await self._handoff.take_over(stack, now=self.clock.now())
         await self.worker.start()
         stack.push_async_callback(self.worker.stop)
         await self.beat_worker.start()
