@@ -42,6 +42,7 @@ def scenarios() -> dict[str, Scenario]:
         cron_precision,
         delayed_burst,
         embedded,
+        embedded_sqlite,
         many_schedules,
         worker_throughput,
     )
@@ -53,6 +54,7 @@ def scenarios() -> dict[str, Scenario]:
         "many-schedules": many_schedules.run,
         "worker-throughput": worker_throughput.run,
         "embedded": embedded.run,
+        embedded_sqlite.SCENARIO: embedded_sqlite.run,
     }
 
 
@@ -63,6 +65,7 @@ NAMES = (
     "many-schedules",
     "worker-throughput",
     "embedded",
+    "embedded-sqlite",
 )
 NEEDS_CEILING = frozenset(t.scenario for t in TARGETS if t.of_ceiling)
 

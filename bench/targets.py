@@ -44,6 +44,8 @@ B100 = ("delayed-burst", "delayed-burst/100k-batch")
 MANY = ("many-schedules", "many-schedules/100k-actions")
 MANY_DISTINCT = ("many-schedules", "many-schedules/100k-distinct-crons")
 EMBEDDED = ("embedded", "embedded/burst-100k-batch")
+SQLITE_CRON = ("embedded-sqlite", "embedded-sqlite/cron")
+SQLITE_BURST = ("embedded-sqlite", "embedded-sqlite/burst-100k-batch")
 RSS = RSS_BOUND_MIB
 
 TARGETS = (
@@ -66,4 +68,6 @@ TARGETS = (
     Target(*MANY_DISTINCT, "idle_cpu_pct", "<", 2, "100k distinct crons: idle beat CPU < 2%"),
     Target(*MANY_DISTINCT, "startup_s", "<", 10, "100k distinct crons: beat start-up < 10 s"),
     Target(*EMBEDDED, "drain_rate", ">=", 20_000, "embedded burst 100k: drain >= 20,000 msg/s"),
+    Target(*SQLITE_CRON, "late_p99_ms", "<=", 10, "embedded SQLite: cron p99 <= 10 ms"),
+    Target(*SQLITE_BURST, "drain_rate", ">=", 10_000, "SQLite burst 100k: drain >= 10,000 msg/s"),
 )

@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -38,13 +39,25 @@ def claim(action: str, at: datetime) -> FireClaim:
     return FireClaim(fire_id, action, at, env(fire_id, routing_key="jararaca.action.default"))
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def make_backend(request: pytest.FixtureRequest) -> AsyncIterator[BackendFactory]:
-    """Builds backends (not yet connected); the same ``namespace`` suffix gives the same store."""
+@pytest.fixture(params=["memory", "redis", "sqlite"])
+async def make_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[BackendFactory]:
+    """Builds backends (not yet connected); the same ``namespace`` suffix gives the same store
+    (for SQLite: one fresh file per test, each backend a connection of its own to it)."""
     kind: str = request.param
     tag = uuid.uuid4().hex[:10]
     made: list[Backend] = []
-    if kind == "redis":
+    if kind == "sqlite":
+        from jararaca.backends.sqlite import SqliteBackend
+
+        url = f"sqlite:///{tmp_path / 'contract.db'}"
+
+        def build(namespace: str) -> Backend:
+            backend = SqliteBackend(url, namespace=namespace)
+            made.append(backend)
+            return backend
+    elif kind == "redis":
         require_redis()
         from jararaca.backends.redis import RedisBackend
 

@@ -29,7 +29,7 @@ class Reminder(Message):
 async def test_info_names_the_kind_and_whether_it_lives_in_process(backend: Backend) -> None:
     info = await backend.info()
     kind = type(backend).__module__.rsplit(".", 1)[-1]
-    assert kind in ("memory", "redis")
+    assert kind in ("memory", "redis", "sqlite")
     assert info.kind == kind
     assert info.in_process is (kind == "memory")
     if kind == "memory":

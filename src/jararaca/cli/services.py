@@ -156,7 +156,10 @@ def worker(
     env="BACKEND_URL",
     default="memory://",
     show_default=True,
-    help="Where schedule state and delayed messages live (redis://... keeps them).",
+    help=(
+        "Where schedule state and delayed messages live: memory:// (lost on exit) or "
+        "sqlite:///jararaca.db (durable, one host)."
+    ),
 )
 @option(
     "--actions",

@@ -50,7 +50,11 @@ class BeatWorker(Service):
         self.actions = self.registry.select_actions(scheduled_action_names, group_list)
         self.engines = Engines.build(broker_url, backend_url, broker=broker, backend=backend)
         self.connect_timeout = connect_timeout
-        self._urls = (redact(broker_url), redact(backend_url))
+        # What the log line names: the engines' own kind when they were handed in (embedded).
+        self._urls = (
+            redact(broker_url) if broker is None else f"in-process ({type(broker).__name__})",
+            redact(backend_url) if backend is None else f"shared ({type(backend).__name__})",
+        )
         clock = clock or SystemClock()
         lease = lease_seconds or default_lease_seconds()
         self.beat = Beat(
