@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from jararaca.backends.base import REMEMBER_DONE, OnOverlap, RunStart, RunStatus
-from jararaca.backends.memory_store import Mark, Run, Store, forget_run, prune, remember
+from jararaca.backends.memory_store import Run, Store, forget_run, prune, remember
+from jararaca.backends.overlap import Mark, overlap_decision
 from jararaca.backends.records import RunRecord
 from jararaca.clock import epoch_ms, from_epoch_ms
 
@@ -42,7 +43,7 @@ class MemoryRunLeases:
         if overlap_key is not None:
             mark = s.overlap.setdefault(overlap_key, Mark())
             order = epoch_ms(record.scheduled_at if record is not None else now)
-            blocked = _overlap(mark, fire_id, order, on_overlap, now_ms, lease_ms)
+            blocked = overlap_decision(mark, fire_id, order, on_overlap, now_ms, lease_ms)
             if blocked is not None:
                 status, until_ms = blocked
                 if status is RunStatus.OVERLAP:
@@ -129,41 +130,3 @@ class MemoryRunLeases:
                 if mark.empty():
                     del s.overlap[overlap_key]
         prune(s.run_expiries, now_ms, lambda key, at: forget_run(s.runs, key, at))
-
-
-def _overlap(
-    mark: Mark, fire: str, order: int, on_overlap: OnOverlap, now_ms: int, lease_ms: int
-) -> tuple[RunStatus, int | None] | None:
-    """What ``on_overlap`` makes of the fire ``fire`` given its action's overlap mark: None
-    when it may start, else OVERLAP (skip it) or WAITING, with the instant that blocks it. It
-    updates the mark's waiting fires and cancel request, as lua/begin_run.lua does."""
-    if mark.fire == fire:  # taken over after its worker died: it resumes at once
-        return None
-    holding = mark.fire is not None and mark.lease_ms > now_ms
-    head = mark.head(now_ms)
-    registered = fire in mark.waiting
-    my_turn = head is None or head[1] == fire or (order, fire) < head[:2]
-    blocked_until = mark.lease_ms if holding else None if head is None else head[2]
-
-    def wait() -> tuple[RunStatus, int | None]:
-        mark.waiting[fire] = (order, lease_ms)
-        return RunStatus.WAITING, blocked_until
-
-    if on_overlap == "skip":
-        return (RunStatus.OVERLAP, mark.lease_ms) if holding else None
-    if on_overlap == "wait":
-        return wait() if holding or not my_turn else None
-    if on_overlap == "wait_one":
-        if not registered and head is not None:
-            return RunStatus.OVERLAP, blocked_until  # another fire already waits
-        return wait() if holding or not my_turn else None
-    # cancel_other: the latest fire wins; an earlier one, running or waiting, gives way.
-    asking = mark.cancel is not None and mark.cancel_until_ms > now_ms
-    if (holding and (order, fire) < (mark.at_ms, mark.fire or "")) or (
-        asking and (order, fire) < (mark.cancel_at_ms, mark.cancel or "")
-    ):
-        return RunStatus.OVERLAP, blocked_until
-    if holding:
-        mark.cancel, mark.cancel_at_ms, mark.cancel_until_ms = fire, order, lease_ms
-        return RunStatus.WAITING, mark.lease_ms
-    return None

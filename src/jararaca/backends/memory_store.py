@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from jararaca.backends.base import Claimed
 from jararaca.backends.memory_control import ControlState
+from jararaca.backends.overlap import Mark
 from jararaca.settings import run_history
 from jararaca.wire import Envelope
 
@@ -31,31 +32,6 @@ class Run:
     lease_ms: int
     attempt: int
     done_until_ms: int | None = None
-
-
-@dataclass(slots=True)
-class Mark:
-    """An overlap mark: the fire holding it, a cancel request, and the fires waiting for it
-    (the Redis backend keeps the same in a HASH, see lua/begin_run.lua)."""
-
-    fire: str | None = None
-    owner: str = ""
-    lease_ms: int = 0
-    at_ms: int = 0  # the holder's order (scheduled instant)
-    cancel: str | None = None  # the fire asking the holder to stop
-    cancel_at_ms: int = 0
-    cancel_until_ms: int = 0
-    waiting: dict[str, tuple[int, int]] = field(default_factory=dict)  # fire -> (order, kept)
-
-    def head(self, now_ms: int) -> tuple[int, str, int] | None:
-        """The earliest live waiting fire: (order, fire id, kept until ms)."""
-        for fire, (_, kept) in list(self.waiting.items()):
-            if kept <= now_ms:
-                del self.waiting[fire]
-        return min(((at, fire, kept) for fire, (at, kept) in self.waiting.items()), default=None)
-
-    def empty(self) -> bool:
-        return self.fire is None and self.cancel is None and not self.waiting
 
 
 @dataclass

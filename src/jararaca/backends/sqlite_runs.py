@@ -9,12 +9,11 @@ of :meth:`~jararaca.backends.base.RunLeases.begin_run` is the same code path as 
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 from jararaca.backends.base import OnOverlap, RunStart, RunStatus
+from jararaca.backends.overlap import Mark, overlap_decision
 from jararaca.backends.records import RunRecord
 from jararaca.clock import epoch_ms, from_epoch_ms
 
@@ -41,49 +40,6 @@ def add_history(conn: sqlite3.Connection, ns: str, record: RunRecord, limit: int
         )
 
 
-@dataclass(slots=True)
-class Mark:
-    """An overlap mark, as the memory backend keeps it (its ``_Mark``)."""
-
-    fire: str | None = None
-    owner: str = ""
-    lease_ms: int = 0
-    at_ms: int = 0  # the holder's order (scheduled instant)
-    cancel: str | None = None  # the fire asking the holder to stop
-    cancel_at_ms: int = 0
-    cancel_until_ms: int = 0
-    waiting: dict[str, tuple[int, int]] = field(default_factory=dict)  # fire -> (order, kept)
-
-    def head(self, now_ms: int) -> tuple[int, str, int] | None:
-        """The earliest live waiting fire: (order, fire id, kept until ms)."""
-        for fire, (_, kept) in list(self.waiting.items()):
-            if kept <= now_ms:
-                del self.waiting[fire]
-        return min(((at, fire, kept) for fire, (at, kept) in self.waiting.items()), default=None)
-
-    def empty(self) -> bool:
-        return self.fire is None and self.cancel is None and not self.waiting
-
-    def to_json(self) -> str:
-        data: dict[str, Any] = {
-            "f": self.fire,
-            "o": self.owner,
-            "l": self.lease_ms,
-            "a": self.at_ms,
-            "c": self.cancel,
-            "ca": self.cancel_at_ms,
-            "cu": self.cancel_until_ms,
-            "w": {fire: list(v) for fire, v in self.waiting.items()},
-        }
-        return json.dumps(data, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, raw: str) -> Mark:
-        d = json.loads(raw)
-        waiting = {fire: (int(v[0]), int(v[1])) for fire, v in d["w"].items()}
-        return cls(d["f"], d["o"], d["l"], d["a"], d["c"], d["ca"], d["cu"], waiting)
-
-
 def load_mark(conn: sqlite3.Connection, ns: str, key: str) -> Mark | None:
     row = conn.execute(
         "SELECT mark FROM jararaca_overlap WHERE ns = ? AND overlap_key = ?", (ns, key)
@@ -98,43 +54,6 @@ def save_mark(conn: sqlite3.Connection, ns: str, key: str, mark: Mark) -> None:
         conn.execute(
             "INSERT OR REPLACE INTO jararaca_overlap VALUES (?, ?, ?)", (ns, key, mark.to_json())
         )
-
-
-def _overlap(
-    mark: Mark, fire: str, order: int, on_overlap: OnOverlap, now_ms: int, lease_ms: int
-) -> tuple[RunStatus, int | None] | None:
-    """What ``on_overlap`` makes of ``fire`` given the mark: None when it may start, else
-    OVERLAP (skip it) or WAITING with the instant that blocks it (memory's ``_overlap``)."""
-    if mark.fire == fire:  # taken over after its worker died: it resumes at once
-        return None
-    holding = mark.fire is not None and mark.lease_ms > now_ms
-    head = mark.head(now_ms)
-    registered = fire in mark.waiting
-    my_turn = head is None or head[1] == fire or (order, fire) < head[:2]
-    blocked_until = mark.lease_ms if holding else None if head is None else head[2]
-
-    def wait() -> tuple[RunStatus, int | None]:
-        mark.waiting[fire] = (order, lease_ms)
-        return RunStatus.WAITING, blocked_until
-
-    if on_overlap == "skip":
-        return (RunStatus.OVERLAP, mark.lease_ms) if holding else None
-    if on_overlap == "wait":
-        return wait() if holding or not my_turn else None
-    if on_overlap == "wait_one":
-        if not registered and head is not None:
-            return RunStatus.OVERLAP, blocked_until  # another fire already waits
-        return wait() if holding or not my_turn else None
-    # cancel_other: the latest fire wins; an earlier one, running or waiting, gives way.
-    asking = mark.cancel is not None and mark.cancel_until_ms > now_ms
-    if (holding and (order, fire) < (mark.at_ms, mark.fire or "")) or (
-        asking and (order, fire) < (mark.cancel_at_ms, mark.cancel or "")
-    ):
-        return RunStatus.OVERLAP, blocked_until
-    if holding:
-        mark.cancel, mark.cancel_at_ms, mark.cancel_until_ms = fire, order, lease_ms
-        return RunStatus.WAITING, mark.lease_ms
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +125,7 @@ def begin_run(
     if call.overlap_key is not None:
         mark = load_mark(conn, call.ns, call.overlap_key) or Mark()
         order = epoch_ms(record.scheduled_at) if record is not None else now_ms
-        blocked = _overlap(mark, call.fire, order, on_overlap, now_ms, lease_ms)
+        blocked = overlap_decision(mark, call.fire, order, on_overlap, now_ms, lease_ms)
         if blocked is not None:
             status, until_ms = blocked
             if status is RunStatus.OVERLAP:  # skipped: recorded done, a redelivery is DONE
