@@ -125,6 +125,7 @@ class Worker(Service, MessageHandling):
 
     async def _open(self, stack: AsyncExitStack) -> None:
         self.broker.add_connection_listener(self._on_broker_connection)
+        stack.callback(self.broker.remove_connection_listener, self._on_broker_connection)
         await self.engines.open(stack, timeout=self.connect_timeout)
         controllers = {a.controller for a in self.actions} | {h.controller for h in self.handlers}
         for controller in controllers:

@@ -77,6 +77,7 @@ async def make(tag: str) -> AsyncIterator[Factory]:
 
     yield build
     for backend in made:
+        await backend.connect()  # a test may have closed it: a closed backend refuses calls
         await backend.delete_namespace()
         await backend.close()
 
@@ -406,6 +407,8 @@ async def test_close_is_idempotent_and_stops_the_listener(make: Factory) -> None
     await backend.close()
     await backend.close()
     assert task.done()
+    with pytest.raises(BackendError, match="is closed"):
+        await backend.pending_count()  # no pool is opened again behind the caller's back
 
 
 async def test_a_listener_added_before_connect_starts_with_connect(tag: str) -> None:

@@ -83,6 +83,7 @@ class RedisBackend(RedisRunLeases, RedisControl, RedisSchedules):
         self.history_limit = run_history()
         self._client: aioredis.Redis | None = None
         self._connected = False
+        self._closed = False
         self._wakeups = WakeupChannel(
             self._redis,
             self.keys.wakeup_channel,
@@ -99,6 +100,10 @@ class RedisBackend(RedisRunLeases, RedisControl, RedisSchedules):
 
     def _redis(self) -> aioredis.Redis:
         # Created lazily so that the client belongs to the event loop that uses it.
+        if self._closed:
+            # A late call (a batched flush, a caller holding on past close) must not open a
+            # pool that nobody would close.
+            raise BackendError(f"the backend for {redact(self.url)} is closed")
         if self._client is None:
             try:
                 # A blocking pool makes a burst of concurrent calls (a publisher gathering a
@@ -123,6 +128,7 @@ class RedisBackend(RedisRunLeases, RedisControl, RedisSchedules):
             raise self._failure(doing, exc) from exc
 
     async def connect(self) -> None:
+        self._closed = False
         client = self._redis()
         try:
             server = await client.info("server")
@@ -149,6 +155,7 @@ class RedisBackend(RedisRunLeases, RedisControl, RedisSchedules):
 
     async def close(self) -> None:
         self._connected = False
+        self._closed = True
         await self._wakeups.stop()
         client, self._client = self._client, None
         if client is not None:

@@ -110,6 +110,10 @@ class Broker(Protocol):
         Brokers that cannot lose their connection (memory) never call it."""
         ...
 
+    def remove_connection_listener(self, listener: ConnectionListener) -> None:
+        """Stop calling ``listener`` (a service that stops, on a broker it was handed)."""
+        ...
+
     async def dead_letter(self, envelope: Envelope, reason: str) -> None:
         """Put an envelope straight into the dead-letter queue with ``reason``. Should that
         drop the oldest dead letter (the queue is full), a warning is logged (at most one a

@@ -237,6 +237,9 @@ class MemoryBroker:
     def add_connection_listener(self, listener: ConnectionListener) -> None:
         del listener  # an in-process exchange is never disconnected
 
+    def remove_connection_listener(self, listener: ConnectionListener) -> None:
+        del listener
+
     def _unrouted(self) -> _Queue:
         queues = self._exchange.queues
         if UNROUTED.name not in queues:

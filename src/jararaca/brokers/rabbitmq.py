@@ -179,6 +179,10 @@ class RabbitMQBroker:
     def add_connection_listener(self, listener: ConnectionListener) -> None:
         self._listeners.append(listener)
 
+    def remove_connection_listener(self, listener: ConnectionListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     async def dead_letter(self, envelope: Envelope, reason: str) -> None:
         publisher = await self._ready_publisher()
         # Counted before publishing, so that a full queue means this very message pushed the
