@@ -390,3 +390,17 @@ async def test_a_cancel_request_follows_a_taken_over_run(backend: Backend) -> No
     )
     assert (again.status, again.attempt) == (RunStatus.STARTED, 2)
     assert await backend.cancel_requested(fire(1).fire_id, overlap_key="a")
+
+
+async def test_a_stalled_run_whose_mark_another_fire_took_is_not_renewed(
+    backend: Backend,
+) -> None:
+    await backend.begin_run("a@1", overlap_key="a", owner="w", now=T0, lease_until=T0 + LEASE)
+    late = T0 + LEASE + timedelta(seconds=1)  # w stalled past its lease
+    start = await backend.begin_run(
+        "a@2", overlap_key="a", owner="v", now=late, lease_until=late + LEASE
+    )
+    assert start.status is RunStatus.STARTED
+    renewed = await backend.renew_run("a@1", overlap_key="a", owner="w", lease_until=late + LEASE)
+    assert renewed is False
+    assert await backend.is_running("a", now=late)  # a@2 still holds the mark

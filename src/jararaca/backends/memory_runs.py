@@ -72,11 +72,14 @@ class MemoryRunLeases:
         run = s.runs.get(fire_id)
         if run is None or run.owner != owner or run.done_until_ms is not None:
             return False
+        mark = None if overlap_key is None else s.overlap.get(overlap_key)
+        if overlap_key is not None and (mark is None or mark.fire != fire_id):
+            # Another fire of the action took the mark (this run stalled past its lease): the
+            # run no longer holds what let it start, so say so instead of renewing.
+            return False
         run.lease_ms = epoch_ms(lease_until)
-        if overlap_key is not None:
-            mark = s.overlap.get(overlap_key)
-            if mark is not None and mark.fire == fire_id and mark.owner == owner:
-                mark.lease_ms = run.lease_ms
+        if mark is not None and mark.owner == owner:
+            mark.lease_ms = run.lease_ms
         return True
 
     async def cancel_requested(self, fire_id: str, *, overlap_key: str) -> bool:

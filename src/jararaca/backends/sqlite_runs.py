@@ -157,17 +157,18 @@ def renew_run(
     run = _run_row(conn, call)
     if run is None or run[0] != call.owner or run[3] is not None:
         return False
+    mark = None if call.overlap_key is None else load_mark(conn, call.ns, call.overlap_key)
+    if call.overlap_key is not None and (mark is None or mark.fire != call.fire):
+        return False  # another fire took the mark: see the memory backend's renew_run
     conn.execute(
         # The record is kept as long past its lease as before (the lease moved, so does it).
         "UPDATE jararaca_runs SET lease_ms = ?, expires_ms = expires_ms + ? "
         "WHERE ns = ? AND run_id = ?",
         (lease_ms, max(0, lease_ms - run[1]), call.ns, call.fire),
     )
-    if call.overlap_key is not None:
-        mark = load_mark(conn, call.ns, call.overlap_key)
-        if mark is not None and mark.fire == call.fire and mark.owner == call.owner:
-            mark.lease_ms = lease_ms
-            save_mark(conn, call.ns, call.overlap_key, mark)
+    if call.overlap_key is not None and mark is not None and mark.owner == call.owner:
+        mark.lease_ms = lease_ms
+        save_mark(conn, call.ns, call.overlap_key, mark)
     if record is not None:
         add_history(conn, call.ns, record, call.history_limit)
     return True
