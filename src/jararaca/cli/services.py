@@ -30,12 +30,15 @@ interval_option = option(
     show_default=True,
     help="Longest sleep without looking at the backend (seconds).",
 )
-actions_option = option(
-    "--actions",
-    env="ACTIONS",
-    default=None,
-    help="Comma-separated action names to schedule (default: all).",
-)
+
+
+def actions_option(verb: str) -> Callable[[F], F]:
+    return option(
+        "--actions",
+        env="ACTIONS",
+        default=None,
+        help=f"Comma-separated action names to {verb} (default: all).",
+    )
 
 
 def groups_option(what: str) -> Callable[[F], F]:
@@ -61,7 +64,7 @@ def launch(ctx: click.Context, start: Callable[[], None], reload: bool, src_dir:
 @interval_option
 @option("--broker-url", env="BROKER_URL", required=True, help=BROKER_EXAMPLE)
 @option("--backend-url", env="BACKEND_URL", required=True, help=BACKEND_EXAMPLE)
-@actions_option
+@actions_option("schedule")
 @groups_option(": only their actions are scheduled")
 @click.pass_context
 def beat(
@@ -107,12 +110,7 @@ def beat(
     default=None,
     help="Comma-separated message handler names to run (default: all).",
 )
-@option(
-    "--actions",
-    env="ACTIONS",
-    default=None,
-    help="Comma-separated action names to run (default: all).",
-)
+@actions_option("run")
 @groups_option(" to run")
 @click.pass_context
 def worker(
@@ -161,12 +159,7 @@ def worker(
         "sqlite:///jararaca.db (durable, one host)."
     ),
 )
-@option(
-    "--actions",
-    env="ACTIONS",
-    default=None,
-    help="Comma-separated action names to run (default: all).",
-)
+@actions_option("run")
 @groups_option(" to run")
 @click.pass_context
 def scheduler(

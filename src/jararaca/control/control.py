@@ -160,10 +160,11 @@ class Control:
         try:
             return self.action(name)
         except ConfigError as unknown:
-            for schedule in await self.backend.dynamic_schedules():
+            schedules = await self.backend.dynamic_schedules()
+            for schedule in schedules:
                 if schedule.schedule_id == name.strip():
                     return schedule
-            dynamic = [s.schedule_id for s in await self.backend.dynamic_schedules()]
+            dynamic = [s.schedule_id for s in schedules]
             if not dynamic:
                 raise
             raise ConfigError(f"{unknown}; dynamic schedules: {', '.join(dynamic)}") from None
