@@ -10,7 +10,6 @@ runs in a task of its own, so that a newer fire's request to stop cancels it and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -84,29 +83,18 @@ class RunGuard:
         itself and returns None when it may not (a duplicate, a skip on overlap, a fire that
         waits for the previous run, or another worker holding it)."""
         now = self.clock.now()
-        asked = asyncio.ensure_future(
-            self.backend.begin_run(
-                run_key,
-                overlap_key=overlap_key,
-                owner=self.owner,
-                now=now,
-                lease_until=now + self.lease,
-                on_overlap=on_overlap,
-                remember_for=remember_for,
-                record=record,
-            )
+        # A begin cancelled by shutdown while its answer was on the way is the backend's to
+        # clean up (the Redis backend releases a run that started anyway).
+        start = await self.backend.begin_run(
+            run_key,
+            overlap_key=overlap_key,
+            owner=self.owner,
+            now=now,
+            lease_until=now + self.lease,
+            on_overlap=on_overlap,
+            remember_for=remember_for,
+            record=record,
         )
-        try:
-            start = await asyncio.shield(asked)
-        except asyncio.CancelledError:
-            # Shutdown came while the backend answered (a batched call may already be on its
-            # way): a run it started for us must be released, or it would hold its lease.
-            with contextlib.suppress(Exception):
-                if (await asked).status is RunStatus.STARTED:
-                    await self.backend.release_run(
-                        run_key, overlap_key=overlap_key, owner=self.owner, now=self.clock.now()
-                    )
-            raise
         self.outage.recovered()
         if start.status is RunStatus.STARTED:
             return start

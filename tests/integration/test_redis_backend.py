@@ -537,3 +537,26 @@ async def test_wrong_credentials_are_a_credentials_error() -> None:
     finally:
         await backend.close()
     assert "wrong-pass" not in str(connecting.value)
+
+
+async def test_a_begin_cancelled_on_its_way_releases_the_run_it_started(make: Factory) -> None:
+    backend = await make()
+    asking = asyncio.create_task(
+        backend.begin_run("a@1", overlap_key="a", owner="w", now=T0, lease_until=T0 + LEASE)
+    )
+    await asyncio.sleep(0)  # the call is queued in the batcher, its pipeline not yet sent
+    asking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asking
+
+    async def released() -> bool:
+        start = await backend.begin_run(
+            "a@1", overlap_key="a", owner="v", now=T0, lease_until=T0 + LEASE
+        )
+        return start.status is RunStatus.STARTED and start.attempt == 2
+
+    for _ in range(100):  # the release follows the batched begin: wait on its state
+        if await released():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the cancelled begin's run was never released")

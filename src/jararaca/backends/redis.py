@@ -92,6 +92,7 @@ class RedisBackend(RedisRunLeases, RedisControl, RedisSchedules):
         )
         # begin/finish of runs handled at the same time share one round trip.
         self._runs = ScriptBatcher(self._redis, self._failure)
+        self._releases: set[asyncio.Future[None]] = set()
 
     def _failure(self, doing: str, exc: RedisError) -> BackendError:
         return BackendError(f"Redis at {redact(self.url)} failed while {doing}: {exc}")

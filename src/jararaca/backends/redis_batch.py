@@ -33,13 +33,20 @@ class ScriptBatcher:
         self._pending: list[tuple[Script, Sequence[str], Sequence[Any], asyncio.Future[Any]]] = []
 
     async def eval(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return await self.submit(script, keys, args)
+
+    def submit(
+        self, script: Script, keys: Sequence[str], args: Sequence[Any]
+    ) -> asyncio.Future[Any]:
+        """Queue a call; its future resolves once the pipeline went out. The call goes out
+        even if the caller stops waiting (see ``RedisRunLeases.begin_run``)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((script, keys, args, future))
         if len(self._pending) == 1:
             # Flush once the calls of this loop turn are all in.
             loop.call_soon(self._flush)
-        return await future
+        return future
 
     def _flush(self) -> None:
         batch, self._pending = self._pending, []

@@ -4,6 +4,7 @@ the same event-loop turn share one pipeline (:mod:`redis_batch`)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ class RedisRunLeases:
     keys: Keys
     history_limit: int
     _runs: ScriptBatcher
+    _releases: set[asyncio.Future[None]]  # releases after a cancelled begin, kept alive
 
     def _redis(self) -> aioredis.Redis:
         raise NotImplementedError
@@ -74,9 +76,34 @@ class RedisRunLeases:
             epoch_ms(record.scheduled_at if record is not None else now),
             *tail,
         ]
-        status, attempt, holder = await self._runs.eval(scripts.BEGIN_RUN, keys, args)
+        reply = self._runs.submit(scripts.BEGIN_RUN, keys, args)
+        try:
+            # Shielding a future (not a coroutine) costs no task on this hot path.
+            status, attempt, holder = await asyncio.shield(reply)
+        except asyncio.CancelledError:
+            # Shutdown came while the batched call was on its way: it still runs, and a run it
+            # started for us must be released, or it would hold its lease until it expires.
+            reply.add_done_callback(
+                lambda done: self._release_if_started(done, fire_id, overlap_key, owner, now)
+            )
+            raise
         busy_until = from_epoch_ms(int(holder)) if holder else None
         return RunStart(RunStatus(as_text(status)), int(attempt), busy_until)
+
+    def _release_if_started(
+        self,
+        reply: asyncio.Future[Any],
+        fire_id: str,
+        overlap_key: str | None,
+        owner: str,
+        now: datetime,
+    ) -> None:
+        if reply.cancelled() or reply.exception() is not None:
+            return
+        if as_text(reply.result()[0]) == RunStatus.STARTED.value:
+            release = self.release_run(fire_id, overlap_key=overlap_key, owner=owner, now=now)
+            self._releases.add(task := asyncio.ensure_future(release))
+            task.add_done_callback(self._releases.discard)
 
     async def renew_run(
         self, fire_id: str, *, overlap_key: str | None, owner: str, lease_until: datetime
