@@ -24,6 +24,7 @@ from jararaca.brokers.base import Delivery
 from jararaca.clock import Clock
 from jararaca.errors import JararacaError
 from jararaca.invoke import LeaseRenewer, call_user_code
+from jararaca.observability.telemetry import Telemetry
 from jararaca.outage import Outage
 
 log = logging.getLogger("jararaca.worker")
@@ -58,6 +59,7 @@ class RunGuard:
         renewer: LeaseRenewer,
         stats: WorkerStats,
         outage: Outage,
+        telemetry: Telemetry,
     ) -> None:
         self.backend = backend
         self.owner = owner
@@ -66,6 +68,7 @@ class RunGuard:
         self.renewer = renewer
         self.stats = stats
         self.outage = outage
+        self.telemetry = telemetry
         self.in_user_code = 0  # runs now inside user code (the rest is the worker's own work)
 
     async def begin(
@@ -78,10 +81,12 @@ class RunGuard:
         recheck_routing_key: str | None = None,
         remember_for: timedelta = REMEMBER_DONE,
         record: RunRecord | None = None,
+        action: str | None = None,
     ) -> RunStart | None:
         """Ask the backend whether this worker may run ``run_key`` now. Settles the delivery
         itself and returns None when it may not (a duplicate, a skip on overlap, a fire that
-        waits for the previous run, or another worker holding it)."""
+        waits for the previous run, or another worker holding it). ``action`` names a fire's
+        action in the metrics."""
         now = self.clock.now()
         # A begin cancelled by shutdown while its answer was on the way is the backend's to
         # clean up (the Redis backend releases a run that started anyway).
@@ -109,6 +114,8 @@ class RunGuard:
             await self.recheck_later(delivery, run_key, now + CATCH_UP_RECHECK, None)
         elif start.status is RunStatus.OVERLAP:
             self.stats.skipped_overlap += 1
+            if action is not None:
+                self.telemetry.fires(action, "skipped_overlap")
             log.warning("skipped %s: the previous run of %s is still running", run_key, overlap_key)
             await delivery.ack()
         else:

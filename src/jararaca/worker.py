@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from contextlib import AsyncExitStack
+from contextlib import AbstractContextManager, AsyncExitStack
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
@@ -31,7 +31,10 @@ from jararaca.invoke import LeaseRenewer, call_exception_handler
 from jararaca.lifecycle import Service, wait_or_hurry
 from jararaca.messagebus.publisher import Publisher, bind_publisher
 from jararaca.microservice import Container, Microservice
+from jararaca.observability import tracing
+from jararaca.observability.endpoint import MetricsConfig, open_endpoint, telemetry_for
 from jararaca.observability.heartbeats import Heartbeat, process_id
+from jararaca.observability.telemetry import NO_HANDLER, Telemetry
 from jararaca.outage import Outage
 from jararaca.registry import HandlerDef, action_queues, build_registry, check_groups
 from jararaca.runs import RunGuard, WorkerStats, settle_quietly
@@ -69,7 +72,11 @@ class Worker(Service, MessageHandling):
         backend: Backend | None = None,
         broker: Broker | None = None,
         heartbeat: bool = True,
+        metrics: MetricsConfig | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        """``metrics`` serves /metrics, /healthz and /readyz; ``telemetry`` is where runs are
+        reported when the caller serves them itself (the embedded scheduler)."""
         super().__init__(graceful_shutdown_seconds=graceful_shutdown_seconds)
         registry = build_registry(app)
         groups = list(groups) if groups is not None else None
@@ -87,6 +94,8 @@ class Worker(Service, MessageHandling):
         self.connect_timeout = connect_timeout
         self.owner = process_id()
         self.stats = WorkerStats()
+        self.metrics_config = metrics
+        self.telemetry = telemetry or telemetry_for(metrics)
         self.run_listeners: list[Callable[[ScheduledRun], None]] = []
         self.publisher = Publisher(self.backend, self.broker, self.clock)
         self._container = Container(app.providers)
@@ -119,6 +128,7 @@ class Worker(Service, MessageHandling):
             self._renewer,
             self.stats,
             self._outage,
+            self.telemetry,
         )
 
     # -- life cycle -----------------------------------------------------------------------
@@ -126,6 +136,15 @@ class Worker(Service, MessageHandling):
     async def _open(self, stack: AsyncExitStack) -> None:
         self.broker.add_connection_listener(self._on_broker_connection)
         stack.callback(self.broker.remove_connection_listener, self._on_broker_connection)
+        # Served first: /healthz answers while the engines connect; /readyz once all started.
+        readiness = await open_endpoint(
+            stack,
+            self.metrics_config,
+            self.telemetry,
+            self.engines,
+            heartbeat=self._heartbeat,
+            running=self.running_count,
+        )
         await self.engines.open(stack, timeout=self.connect_timeout)
         controllers = {a.controller for a in self.actions} | {h.controller for h in self.handlers}
         for controller in controllers:
@@ -152,6 +171,8 @@ class Worker(Service, MessageHandling):
             len(self.handlers),
             len(action_queues(self.actions)),
         )
+        if readiness is not None:
+            readiness.opened()
 
     async def drain(self, grace: float) -> None:
         """Stop intake, let in-flight runs finish for ``grace`` seconds, then cancel them: their
@@ -191,6 +212,10 @@ class Worker(Service, MessageHandling):
         quiet."""
         return (self._deliveries, self._runs.in_user_code, len(self._tasks))
 
+    def running_count(self) -> int:
+        """Runs and handlers in user code now (the ``jararaca_running`` gauge)."""
+        return self._runs.in_user_code
+
     @property
     def only_user_code_runs(self) -> bool:
         """Whether every delivery in process is inside user code (nothing of the worker's own
@@ -202,7 +227,7 @@ class Worker(Service, MessageHandling):
     async def _on_unrouted(self, delivery: Delivery) -> None:
         topic = delivery.envelope.routing_key
         reason = f"unknown topic {topic!r}: no handler of this app is bound to it"
-        await settle_quietly(lambda: self._dead_letter(delivery, reason))
+        await settle_quietly(lambda: self._dead_letter(delivery, reason, NO_HANDLER))
 
     async def _on_delivery(self, handler: HandlerDef | None, delivery: Delivery) -> None:
         self._deliveries += 1
@@ -211,7 +236,7 @@ class Worker(Service, MessageHandling):
         task.add_done_callback(self._tasks.discard)
 
     async def _process(self, handler: HandlerDef | None, delivery: Delivery) -> None:
-        with bind_publisher(self.publisher):
+        with bind_publisher(self.publisher), _span(handler, delivery):
             try:
                 if handler is None:
                     await self._run_fire(delivery)
@@ -235,13 +260,16 @@ class Worker(Service, MessageHandling):
         if action is None:
             unknown = envelope.headers.get(wire.ACTION)
             await self._dead_letter(
-                delivery, f"unknown action {unknown!r}: this worker's app does not declare it"
+                delivery,
+                f"unknown action {unknown!r}: this worker's app does not declare it",
+                NO_HANDLER,
             )
             return
         try:
             scheduled_at = wire.parse_instant(envelope.headers[wire.SCHEDULED_AT])
         except (KeyError, ValueError):
-            await self._dead_letter(delivery, "fire without a valid x-jararaca-scheduled-at header")
+            reason = "fire without a valid x-jararaca-scheduled-at header"
+            await self._dead_letter(delivery, reason, NO_HANDLER)
             return
         spec = action.spec
         run_key = envelope.message_id + replay_suffix(envelope)
@@ -266,6 +294,7 @@ class Worker(Service, MessageHandling):
             overlap_key,
             on_overlap=on_overlap,
             record=running,
+            action=action.action_id,
         )
         if start is None:
             return
@@ -301,8 +330,29 @@ class Worker(Service, MessageHandling):
             ended = running.ended(outcome, finished_at=self.clock.now(), error=error)
             await call_exception_handler(spec.exception_handler, error, run, action.action_id)
         await self._runs.finish(delivery, run_key, overlap_key, record=ended)
+        self.telemetry.run_ended(
+            fire_id=run_key,
+            action=action.action_id,
+            outcome=ended.outcome,
+            scheduled_at=scheduled_at,
+            started_at=running.started_at or scheduled_at,
+            finished_at=ended.finished_at or scheduled_at,
+            attempt=start.attempt,
+            error=error,
+        )
 
-    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+    async def _dead_letter(self, delivery: Delivery, reason: str, handler: str) -> None:
         self.stats.dead_lettered += 1
+        self.telemetry.count_message(handler, "dead_lettered")
         log.warning("dead-lettering message %s: %s", delivery.envelope.message_id, reason)
         await delivery.dead_letter(reason)
+
+
+def _span(handler: HandlerDef | None, delivery: Delivery) -> AbstractContextManager[None]:
+    """The trace span of a delivery: ``jararaca.run`` of a fire, ``jararaca.handle`` of a
+    message, in the trace its envelope carries."""
+    envelope = delivery.envelope
+    if handler is None:
+        action = envelope.headers.get(wire.ACTION, "")
+        return tracing.consuming("jararaca.run", envelope, {"jararaca.action": action})
+    return tracing.consuming("jararaca.handle", envelope, {"jararaca.handler": handler.handler_id})

@@ -20,6 +20,7 @@ from jararaca.clock import Clock
 from jararaca.declarations import MessageContext
 from jararaca.invoke import call_exception_handler
 from jararaca.microservice import Container
+from jararaca.observability.telemetry import MessageOutcome, Telemetry
 from jararaca.registry import HandlerDef
 from jararaca.runs import RunGuard, WorkerStats
 
@@ -37,8 +38,9 @@ class MessageHandling:
     max_message_bytes: int
     _runs: RunGuard
     _container: Container
+    telemetry: Telemetry
 
-    async def _dead_letter(self, delivery: Delivery, reason: str) -> None:
+    async def _dead_letter(self, delivery: Delivery, reason: str, handler: str) -> None:
         raise NotImplementedError
 
     async def _run_message(self, handler: HandlerDef, delivery: Delivery) -> None:
@@ -49,6 +51,7 @@ class MessageHandling:
                 delivery,
                 f"message too large: {len(envelope.body):,} bytes, over the "
                 f"{self.max_message_bytes:,}-byte limit (JARARACA_MAX_MESSAGE_BYTES)",
+                handler.handler_id,
             )
             return
         try:
@@ -58,7 +61,9 @@ class MessageHandling:
             where = ".".join(str(p) for p in first.get("loc", ())) or "body"
             problem = f"{where}: {first.get('msg')}"
             await self._dead_letter(
-                delivery, f"invalid payload for {spec.message_type.__qualname__}: {problem}"
+                delivery,
+                f"invalid payload for {spec.message_type.__qualname__}: {problem}",
+                handler.handler_id,
             )
             return
         context = MessageContext(
@@ -73,6 +78,7 @@ class MessageHandling:
         run_key = f"msg:{handler.handler_id}:{envelope.message_id}:{context.attempt}"
         run_key += replay_suffix(envelope)
         running = self._schedule_record(envelope, context)
+        started_at = self.clock.now()
         start = await self._runs.begin(
             delivery,
             run_key,
@@ -86,10 +92,12 @@ class MessageHandling:
         method = getattr(self._container.get(handler.controller), handler.attribute)
         call = partial(method, message, context) if spec.takes_context else partial(method, message)
         error = await self._runs.run_owned(run_key, None, call, spec.timeout, running)
+        finished_at = self.clock.now()
         if error is None:
             self.stats.messages_handled += 1
-            ended = running and running.ended("succeeded", finished_at=self.clock.now())
+            ended = running and running.ended("succeeded", finished_at=finished_at)
             await self._runs.finish(delivery, run_key, None, self.dedupe, record=ended)
+            self._report(handler, context, "handled", started_at, finished_at)
             return
         self.stats.messages_failed += 1
         log.error(
@@ -99,6 +107,7 @@ class MessageHandling:
             context.attempt,
             error,
         )
+        self._report(handler, context, "failed", started_at, finished_at)
         await call_exception_handler(spec.exception_handler, error, context, handler.handler_id)
         # The retry (or dead letter) first, the record after: should the first fail, the
         # message comes back and this attempt is tried again rather than acked as done.
@@ -107,10 +116,31 @@ class MessageHandling:
         else:
             tries = f"after {context.attempt} attempt(s)"
             await self._dead_letter(
-                delivery, f"handler {handler.handler_id} failed {tries}: {error!r}"
+                delivery,
+                f"handler {handler.handler_id} failed {tries}: {error!r}",
+                handler.handler_id,
             )
         failed = running and running.ended("failed", finished_at=self.clock.now(), error=error)
         await self._runs.record_done(run_key, None, self.dedupe, record=failed)
+
+    def _report(
+        self,
+        handler: HandlerDef,
+        context: MessageContext,
+        outcome: MessageOutcome,
+        started_at: datetime,
+        finished_at: datetime,
+    ) -> None:
+        self.telemetry.message_ended(
+            message_id=context.message_id,
+            handler=handler.handler_id,
+            topic=context.topic,
+            outcome=outcome,
+            started_at=started_at,
+            finished_at=finished_at,
+            expected_at=context.due_at or context.published_at,
+            attempt=context.attempt,
+        )
 
     def _schedule_record(
         self, envelope: wire.Envelope, context: MessageContext
@@ -147,6 +177,7 @@ class MessageHandling:
             task_id=f"retry:{handler.handler_id}:{envelope.message_id}:{attempt + 1}",
         )
         self.stats.retried += 1
+        self.telemetry.count_message(handler.handler_id, "retried")
         await delivery.ack()
 
 

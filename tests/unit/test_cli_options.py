@@ -23,9 +23,11 @@ import jararaca.scheduler.beat_worker
 import jararaca.scheduler.scheduler
 import jararaca.worker
 from jararaca.cli import main
+from jararaca.cli import options as cli_options
 from jararaca.cli import services as cli_services
 from jararaca.cli.options import envvars, parse_log_level, split_names
 from jararaca.errors import ConfigError, JararacaError
+from jararaca.observability.endpoint import MetricsConfig
 
 APP = object()  # what the patched load_app returns
 BROKER = "amqp://guest:guest@127.0.0.1:5672/?exchange=cli-test"
@@ -89,7 +91,9 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     monkeypatch.setattr(jararaca.scheduler.beat_worker, "BeatWorker", rec.service("beat"))
     monkeypatch.setattr(jararaca.worker, "Worker", rec.service("worker"))
     monkeypatch.setattr(jararaca.scheduler.scheduler, "Scheduler", rec.service("scheduler"))
-    monkeypatch.setattr(cli_services, "configure_logging", rec.log_levels.append)
+    monkeypatch.setattr(
+        cli_options, "configure_logging", lambda level, _fmt="text": rec.log_levels.append(level)
+    )
     yield rec
 
 
@@ -108,7 +112,7 @@ def test_every_option_reads_a_jararaca_variable_and_the_plain_one() -> None:
     for command in commands:
         for param in command.params:
             if param.name in ("help", "version") or (
-                command is not main and param.name == "log_level"
+                command is not main and param.name in ("log_level", "log_format")
             ):
                 continue
             assert param.envvar, f"{command.name} {param.name} reads no variable"
@@ -144,6 +148,7 @@ def test_beat_passes_its_options_to_the_beat_worker(recorder: Recorder) -> None:
         "groups": ["billing"],
         "graceful_shutdown_seconds": 3.0,
         "connect_timeout": 7.0,
+        "metrics": None,
     }
 
 
@@ -170,6 +175,7 @@ def test_worker_passes_handlers_groups_and_actions(recorder: Recorder) -> None:
         "action_names": ["nightly"],
         "graceful_shutdown_seconds": 20.0,
         "connect_timeout": 60.0,
+        "metrics": None,
     }
 
 
@@ -190,6 +196,7 @@ def test_scheduler_defaults_to_memory_and_takes_groups(recorder: Recorder) -> No
         "groups": ["reports"],
         "graceful_shutdown_seconds": 20.0,
         "connect_timeout": 60.0,
+        "metrics": None,
     }
 
 
@@ -211,6 +218,7 @@ def test_options_come_from_either_variable(recorder: Recorder, prefix: str) -> N
         f"{prefix}GRACEFUL_SHUTDOWN_SECONDS": "4",
         f"{prefix}CONNECT_TIMEOUT": "5",
         f"{prefix}LOG_LEVEL": "debug",
+        f"{prefix}METRICS_PORT": "9123",
     }
     result = invoke("beat", env=env)
     assert result.exit_code == 0, result.output
@@ -221,8 +229,21 @@ def test_options_come_from_either_variable(recorder: Recorder, prefix: str) -> N
         "groups": ["g1", "g2"],
         "graceful_shutdown_seconds": 4.0,
         "connect_timeout": 5.0,
+        "metrics": MetricsConfig(port=9123),
     }
     assert recorder.log_levels == ["DEBUG"]
+
+
+def test_metrics_beyond_loopback_need_a_token(recorder: Recorder) -> None:
+    args = ["worker", "app_module:app", "--broker-url", BROKER, "--backend-url", BACKEND]
+    result = invoke(*args, "--metrics-port", "9100", "--metrics-host", "0.0.0.0")
+    assert result.exit_code == 2
+    assert "'0.0.0.0' without a token" in result.output
+    assert recorder.calls == []
+    token = ["--metrics-token", "s3cret"]
+    result = invoke(*args, "--metrics-port", "9100", "--metrics-host", "0.0.0.0", *token)
+    assert result.exit_code == 0, result.output
+    assert recorder.only.kwargs["metrics"] == MetricsConfig(9100, "0.0.0.0", "s3cret")
 
 
 def test_the_jararaca_variable_wins_over_the_plain_one(recorder: Recorder) -> None:

@@ -114,6 +114,8 @@ class ProcessRecord:
     # Seconds between two heartbeats of this process (its lease period): how silent it may
     # be before it counts as gone is measured in its own periods, whatever the reader's.
     period_seconds: float = 30.0
+    # Where it serves /metrics, /healthz and /readyz (--metrics-port), if it does.
+    metrics_address: str | None = None
 
     def seen(self, now: datetime) -> ProcessRecord:
         return replace(self, last_seen=now)
@@ -130,6 +132,7 @@ class ProcessRecord:
                 "ls": epoch_ms(self.last_seen),
                 "n": list(self.names),
                 "pp": self.period_seconds,
+                "m": self.metrics_address,
             },
             separators=(",", ":"),
         )
@@ -147,6 +150,7 @@ class ProcessRecord:
             last_seen=from_epoch_ms(int(data["ls"])),
             names=tuple(data.get("n") or ()),
             period_seconds=float(data.get("pp") or 30.0),
+            metrics_address=data.get("m"),
         )
 
 

@@ -22,10 +22,10 @@ import click
 
 from jararaca.cli.errors import run_reporting_errors
 from jararaca.cli.options import (
+    command_log_format_option,
     command_log_level_option,
-    configure_logging,
+    configure_command_logging,
     envvars,
-    log_level,
     option,
 )
 from jararaca.errors import ConfigError
@@ -89,6 +89,7 @@ def target_options(func: F) -> F:
         ),
         click.option("--json", "as_json", is_flag=True, help="Print JSON, for scripts."),
         command_log_level_option,
+        command_log_format_option,
     ]
     command: F = wrapper
     for decorator in reversed(decorators):
@@ -98,7 +99,7 @@ def target_options(func: F) -> F:
 
 def run(ctx: click.Context, target: Target, body: Body) -> None:
     """Load the app, open a Control on the target and run ``body`` with it."""
-    configure_logging(log_level(ctx))
+    configure_command_logging(ctx)
     code: int | None = None
 
     def start() -> None:

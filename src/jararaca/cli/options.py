@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+
+from jararaca.observability.logs import LOG_FORMATS, LogFormat, configure_logging
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -16,6 +17,8 @@ LEVEL_ALIASES = {"WARN": "WARNING"}
 DEFAULT_LEVEL = "INFO"
 LEVEL_METAVAR = "[debug|info|warning|error|critical]"
 _LEVEL_KEY = "jararaca.log_level"
+_FORMAT_KEY = "jararaca.log_format"
+FORMAT_HELP = "How log lines look: text, or json (one object per line with structured fields)."
 
 
 def envvars(name: str) -> list[str]:
@@ -88,13 +91,45 @@ def log_level(ctx: click.Context) -> str:
     return str(level)
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(level)
-    # The AMQP driver logs every reconnection attempt (once a second during an outage);
-    # jararaca logs the outage once and its end, so the driver's own lines are only noise.
-    for noisy in ("aiormq", "aio_pika"):
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+def _remember_format(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:  # as for the level: after the command wins
+        ctx.meta[_FORMAT_KEY] = value.lower()
+
+
+def root_log_format_option(func: F) -> F:
+    """``jararaca --log-format text|json COMMAND``: also JARARACA_LOG_FORMAT / LOG_FORMAT."""
+    decorator = option(
+        "--log-format",
+        env="LOG_FORMAT",
+        type=click.Choice(LOG_FORMATS, case_sensitive=False),
+        default="text",
+        show_default=True,
+        expose_value=False,
+        callback=_remember_format,
+        help=FORMAT_HELP + " Also accepted after the command.",
+    )
+    return decorator(func)
+
+
+def command_log_format_option(func: F) -> F:
+    decorator = click.option(
+        "--log-format",
+        type=click.Choice(LOG_FORMATS, case_sensitive=False),
+        default=None,
+        expose_value=False,
+        callback=_remember_format,
+        help=FORMAT_HELP + " (default: text, or JARARACA_LOG_FORMAT / LOG_FORMAT)",
+    )
+    return decorator(func)
+
+
+def log_format(ctx: click.Context) -> LogFormat:
+    return "json" if ctx.meta.get(_FORMAT_KEY) == "json" else "text"
+
+
+def configure_command_logging(ctx: click.Context) -> None:
+    """The level and format the command line and the environment ask for."""
+    configure_logging(log_level(ctx), log_format(ctx))
 
 
 def service_options(func: F) -> F:
@@ -134,6 +169,7 @@ def service_options(func: F) -> F:
             "start-up, retrying with backoff; not a timeout per server or per attempt.",
         ),
         command_log_level_option,
+        command_log_format_option,
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

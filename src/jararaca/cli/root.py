@@ -7,7 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 import click
 
 from jararaca.cli import activity, messages, schedules, services
-from jararaca.cli.options import root_log_level_option
+from jararaca.cli.options import root_log_format_option, root_log_level_option
 
 DISTRIBUTION = "jararaca"
 
@@ -37,6 +37,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     help="Print the installed version and exit.",
 )
 @root_log_level_option
+@root_log_format_option
 def main() -> None:
     """Scheduled work for asyncio: cron actions and delayed messages.
 

@@ -14,7 +14,7 @@ import click
 
 from jararaca.cli.control_common import Target, emit, run, show, target_options
 from jararaca.cli.errors import EXIT_CONFIG, fail, run_reporting_errors
-from jararaca.cli.options import configure_logging, log_level
+from jararaca.cli.options import configure_command_logging
 from jararaca.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def schedules_list(ctx: click.Context, target: Target) -> None:
             found = schedules_from_app(load_app(target.app_path), now)
             emit(target, found, text.schedules(found, now, backend=False))
 
-        configure_logging(log_level(ctx))
+        configure_command_logging(ctx)
         run_reporting_errors(local)
         return
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from jararaca.cli.errors import run_reporting_errors
 from jararaca.cli.options import (
-    configure_logging,
-    log_level,
+    configure_command_logging,
     option,
     service_options,
     split_names,
 )
 from jararaca.cli.reload import run_with_reload
+
+if TYPE_CHECKING:
+    from jararaca.observability.endpoint import MetricsConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,8 +53,47 @@ def groups_option(what: str) -> Callable[[F], F]:
     )
 
 
+def metrics_options(func: F) -> F:
+    """--metrics-port, --metrics-host, --metrics-token: /metrics, /healthz and /readyz."""
+    decorators: list[Callable[[F], F]] = [
+        option(
+            "--metrics-port",
+            env="METRICS_PORT",
+            type=click.IntRange(0, 65535),
+            default=None,
+            help="Serve /metrics (Prometheus), /healthz and /readyz on this port (default: "
+            "off; 0 picks a free port, shown by `jararaca status`). Needs the metrics extra.",
+        ),
+        option(
+            "--metrics-host",
+            env="METRICS_HOST",
+            default="127.0.0.1",
+            show_default=True,
+            help="Address the metrics endpoint binds; any other than loopback needs a token.",
+        ),
+        option(
+            "--metrics-token",
+            env="METRICS_TOKEN",
+            default=None,
+            help="Bearer token every request to the metrics endpoint must carry.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def metrics_config(port: int | None, host: str, token: str | None) -> MetricsConfig | None:
+    """The endpoint asked for, checked (a bad one is a ConfigError, reported in one line)."""
+    if port is None:
+        return None
+    from jararaca.observability.endpoint import MetricsConfig
+
+    return MetricsConfig(port=port, host=host, token=token or None)
+
+
 def launch(ctx: click.Context, start: Callable[[], None], reload: bool, src_dir: str) -> None:
-    configure_logging(log_level(ctx))
+    configure_command_logging(ctx)
     if reload:
         run_with_reload(src_dir)
         return
@@ -66,6 +107,7 @@ def launch(ctx: click.Context, start: Callable[[], None], reload: bool, src_dir:
 @option("--backend-url", env="BACKEND_URL", required=True, help=BACKEND_EXAMPLE)
 @actions_option("schedule")
 @groups_option(": only their actions are scheduled")
+@metrics_options
 @click.pass_context
 def beat(
     ctx: click.Context,
@@ -79,6 +121,9 @@ def beat(
     backend_url: str,
     actions: str | None,
     groups: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
+    metrics_token: str | None,
 ) -> None:
     """Distributed: publish the app's due fires and delayed messages to the broker."""
 
@@ -95,6 +140,7 @@ def beat(
             groups=split_names(groups),
             graceful_shutdown_seconds=graceful_shutdown_seconds,
             connect_timeout=connect_timeout,
+            metrics=metrics_config(metrics_port, metrics_host, metrics_token),
         ).run()
 
     launch(ctx, start, reload, src_dir)
@@ -112,6 +158,7 @@ def beat(
 )
 @actions_option("run")
 @groups_option(" to run")
+@metrics_options
 @click.pass_context
 def worker(
     ctx: click.Context,
@@ -125,6 +172,9 @@ def worker(
     handlers: str | None,
     actions: str | None,
     groups: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
+    metrics_token: str | None,
 ) -> None:
     """Distributed: run the app's actions and message handlers delivered by the broker."""
 
@@ -141,6 +191,7 @@ def worker(
             action_names=split_names(actions),
             graceful_shutdown_seconds=graceful_shutdown_seconds,
             connect_timeout=connect_timeout,
+            metrics=metrics_config(metrics_port, metrics_host, metrics_token),
         ).run()
 
     launch(ctx, start, reload, src_dir)
@@ -161,6 +212,7 @@ def worker(
 )
 @actions_option("run")
 @groups_option(" to run")
+@metrics_options
 @click.pass_context
 def scheduler(
     ctx: click.Context,
@@ -173,6 +225,9 @@ def scheduler(
     backend_url: str,
     actions: str | None,
     groups: str | None,
+    metrics_port: int | None,
+    metrics_host: str,
+    metrics_token: str | None,
 ) -> None:
     """Embedded: run actions and delayed messages in this process, no servers needed."""
 
@@ -188,6 +243,7 @@ def scheduler(
             groups=split_names(groups),
             graceful_shutdown_seconds=graceful_shutdown_seconds,
             connect_timeout=connect_timeout,
+            metrics=metrics_config(metrics_port, metrics_host, metrics_token),
         ).run()
 
     launch(ctx, start, reload, src_dir)

@@ -113,6 +113,8 @@ class ProcessInfo(_Model):
     last_seen: datetime
     names: list[str]  # its actions or handlers
     alive: bool  # seen within three lease periods
+    # Its /metrics, /healthz and /readyz (http://host:port), when run with --metrics-port.
+    metrics_address: str | None = None
 
     @classmethod
     def from_record(cls, record: ProcessRecord, *, alive: bool) -> ProcessInfo:
@@ -126,4 +128,5 @@ class ProcessInfo(_Model):
             last_seen=record.last_seen,
             names=list(record.names),
             alive=alive,
+            metrics_address=record.metrics_address,
         )

@@ -168,7 +168,18 @@ def dead_letters(found: Sequence[DeadLetterInfo], now: datetime) -> str:
 def processes(found: Sequence[ProcessInfo], now: datetime) -> str:
     if not found:
         return "no beat or worker is sending heartbeats to this backend and namespace"
-    headers = ["KIND", "STATE", "HOST", "PID", "VERSION", "STARTED", "LAST SEEN", "ID", "RUNS"]
+    headers = [
+        "KIND",
+        "STATE",
+        "HOST",
+        "PID",
+        "VERSION",
+        "STARTED",
+        "LAST SEEN",
+        "ID",
+        "METRICS",
+        "RUNS",
+    ]
     rows = [
         [
             p.kind,
@@ -179,6 +190,7 @@ def processes(found: Sequence[ProcessInfo], now: datetime) -> str:
             when(p.started_at, now),
             relative(p.last_seen, now),
             p.id,
+            p.metrics_address or NONE,
             ", ".join(p.names) or NONE,
         ]
         for p in found

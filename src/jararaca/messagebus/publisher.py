@@ -17,6 +17,7 @@ from jararaca.clock import Clock, SystemClock
 from jararaca.errors import ConfigError, PublisherNotBoundError
 from jararaca.messagebus.context import bind_sender, bound_sender
 from jararaca.messagebus.message import Message
+from jararaca.observability import tracing
 from jararaca.policies import PayloadPolicy, TimePolicy, check_enqueue_options
 from jararaca.settings import max_message_bytes
 
@@ -35,7 +36,8 @@ class Publisher:
 
     async def publish(self, message: Message) -> str:
         envelope = message_envelope(message, now=self.clock.now())
-        await self.broker.publish([envelope])
+        with tracing.producing("jararaca.publish", [envelope], {}) as stamped:
+            await self.broker.publish(stamped)
         return envelope.message_id
 
     async def delay(
@@ -77,8 +79,11 @@ class Publisher:
         for message, seconds in items:
             due = now + _delay(seconds)
             entries.append((message_envelope(message, now=now, due=due), due))
-        await self.backend.enqueue_delayed_many(entries)
-        return [envelope.message_id for envelope, _ in entries]
+        envelopes = [envelope for envelope, _ in entries]
+        with tracing.producing("jararaca.delay", envelopes, {}) as stamped:
+            dues = [due for _, due in entries]
+            await self.backend.enqueue_delayed_many(list(zip(stamped, dues, strict=True)))
+        return [envelope.message_id for envelope in envelopes]
 
     async def cancel(self, idempotency_key: str) -> bool:
         """Remove the pending delayed message enqueued with ``idempotency_key``; whether there
@@ -99,13 +104,16 @@ class Publisher:
     ) -> str:
         check_enqueue_options(idempotency_key, payload_policy, time_policy)
         envelope = message_envelope(message, now=now, due=due)
-        await self.backend.enqueue_delayed(
-            envelope,
-            due,
-            task_id=task_id_for_key(idempotency_key) if idempotency_key else envelope.message_id,
-            payload_policy=payload_policy,
-            time_policy=time_policy,
-        )
+        task_id = task_id_for_key(idempotency_key) if idempotency_key else envelope.message_id
+        attributes = {"jararaca.task_id": task_id}
+        with tracing.producing("jararaca.delay", [envelope], attributes) as stamped:
+            await self.backend.enqueue_delayed(
+                stamped[0],
+                due,
+                task_id=task_id,
+                payload_policy=payload_policy,
+                time_policy=time_policy,
+            )
         return envelope.message_id
 
 

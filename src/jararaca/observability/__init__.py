@@ -1,2 +1,3 @@
-"""What a running process tells operators about itself: heartbeats (and, later, metrics,
-health endpoints and traces)."""
+"""What a running process tells operators about itself: heartbeats, a log line per run and per
+message, Prometheus metrics with health and readiness probes (``--metrics-port``), and
+OpenTelemetry traces (``jararaca[otel]``)."""

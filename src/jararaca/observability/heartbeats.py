@@ -13,6 +13,7 @@ import random
 import socket
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from datetime import timedelta
 from importlib.metadata import PackageNotFoundError, version
 
@@ -69,6 +70,10 @@ class Heartbeat:
             period_seconds=period.total_seconds(),
         )
         self._task: asyncio.Task[None] | None = None
+
+    def advertise(self, metrics_address: str) -> None:
+        """Say in every heartbeat where this process serves its metrics and probes."""
+        self.record = replace(self.record, metrics_address=metrics_address)
 
     async def start(self, stack: AsyncExitStack) -> None:
         """Beat once now (a backend that refuses fails the start-up), then every period."""

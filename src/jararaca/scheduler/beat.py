@@ -21,6 +21,8 @@ from jararaca.backends.records import ScheduleRecord
 from jararaca.brokers.base import Broker
 from jararaca.clock import Clock
 from jararaca.errors import CronError, JararacaError
+from jararaca.observability import tracing
+from jararaca.observability.telemetry import Telemetry
 from jararaca.outage import Outage
 from jararaca.registry import ActionDef
 from jararaca.scheduler.fires import fire_id
@@ -53,6 +55,7 @@ class Beat:
         interval: float = 1.0,
         lease_seconds: float = 30.0,
         dynamic_schedules: bool = True,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._static = [action_plan(a) for a in actions]
         self.actions: list[Plan] = list(self._static)
@@ -63,6 +66,7 @@ class Beat:
         self.interval = interval
         self.lease = timedelta(seconds=lease_seconds)
         self.stats = BeatStats()
+        self.telemetry = telemetry or Telemetry()
         self.wakeup = asyncio.Event()
         # (dispatch instant as epoch seconds, plan id, scheduled instant, plan generation); an
         # entry whose plan is gone (a dynamic schedule deleted) or was replaced since (its
@@ -282,6 +286,7 @@ class Beat:
             self._unclaimed = claims
             raise
         for action_id, dropped in self._dropped.items():
+            self.telemetry.fires(action_id, "missed", dropped)
             log.warning(
                 "%s: %d fire(s) missed during the outage were dropped by catch_up=%r",
                 action_id,
@@ -290,16 +295,21 @@ class Beat:
             )
         self._dropped.clear()
         won: list[Claimed] = []
+        won_by_action: dict[str, int] = {}
         for claim, answer in zip(claims, answers, strict=True):
             if answer is ClaimResult.CLAIMED:
                 won.append(Claimed(claim.fire_id, claim.envelope))
+                won_by_action[claim.action_id] = won_by_action.get(claim.action_id, 0) + 1
             elif answer is ClaimResult.PAUSED:
                 self.stats.fires_paused += 1
+                self.telemetry.fires(claim.action_id, "skipped_paused")
                 log.info("%s is paused: fire %s skipped", claim.action_id, claim.fire_id)
             else:
                 self.stats.fires_lost_race += 1
         await self._publish(won, now)
         self.stats.fires_dispatched += len(won)
+        for action_id, count in won_by_action.items():
+            self.telemetry.fires(action_id, "dispatched", count)
 
     async def _reclaim(self, now: datetime) -> None:
         reclaimed = await self.backend.reclaim_inflight(
@@ -320,6 +330,9 @@ class Beat:
         if batch:
             await self._publish(batch, now)
             self.stats.delayed_dispatched += len(batch)
+            self.telemetry.delayed_published(
+                [(now - c.due_at).total_seconds() for c in batch if c.due_at is not None]
+            )
         return len(batch) == DELAYED_BATCH
 
     async def _publish(self, claimed: list[Claimed], now: datetime) -> None:
@@ -331,7 +344,8 @@ class Beat:
             return
         envelopes = [_stamped(c, now) for c in claimed]
         try:
-            await self.broker.publish(envelopes)
+            with tracing.dispatching(envelopes) as traced:
+                await self.broker.publish(traced)
         except JararacaError:
             self.stats.publish_failures += 1
             self._unpublished.extend(claimed)

@@ -14,7 +14,9 @@ from jararaca.clock import Clock, SystemClock
 from jararaca.engines import Engines, warn_if_volatile
 from jararaca.lifecycle import Service
 from jararaca.microservice import Microservice
+from jararaca.observability.endpoint import MetricsConfig, open_endpoint, telemetry_for
 from jararaca.observability.heartbeats import Heartbeat, process_id
+from jararaca.observability.telemetry import Telemetry
 from jararaca.redaction import redact
 from jararaca.registry import action_queues, build_registry, check_groups
 from jararaca.scheduler.beat import Beat
@@ -42,7 +44,11 @@ class BeatWorker(Service):
         backend: Backend | None = None,
         broker: Broker | None = None,
         heartbeat: bool = True,
+        metrics: MetricsConfig | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        """``metrics`` serves /metrics, /healthz and /readyz; ``telemetry`` is where fires are
+        reported when the caller serves them itself (the embedded scheduler)."""
         super().__init__(graceful_shutdown_seconds=graceful_shutdown_seconds)
         self.registry = build_registry(app)
         group_list = list(groups) if groups is not None else None  # read once: may be an iterator
@@ -57,6 +63,8 @@ class BeatWorker(Service):
         )
         clock = clock or SystemClock()
         lease = lease_seconds or default_lease_seconds()
+        self.metrics_config = metrics
+        self.telemetry = telemetry or telemetry_for(metrics)
         self.beat = Beat(
             self.actions,
             self.engines.backend,
@@ -64,6 +72,7 @@ class BeatWorker(Service):
             clock,
             interval=interval,
             lease_seconds=lease,
+            telemetry=self.telemetry,
         )
         self._heartbeat = (
             Heartbeat(
@@ -87,6 +96,14 @@ class BeatWorker(Service):
         return self.engines.backend
 
     async def _open(self, stack: AsyncExitStack) -> None:
+        # Served first: /healthz answers while the engines connect; /readyz once all started.
+        readiness = await open_endpoint(
+            stack,
+            self.metrics_config,
+            self.telemetry,
+            self.engines,
+            heartbeat=self._heartbeat,
+        )
         await self.engines.open(stack, timeout=self.connect_timeout)
         # Declare every queue of the app, so that what the beat publishes before any worker
         # started waits in its queue instead of being unroutable.
@@ -103,6 +120,8 @@ class BeatWorker(Service):
             len(self.actions),
             *self._urls,
         )
+        if readiness is not None:
+            readiness.opened()
 
     async def _serve(self, stop: asyncio.Event) -> None:
         await self.beat.serve(stop)

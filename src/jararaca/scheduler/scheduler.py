@@ -12,6 +12,7 @@ from jararaca.clock import Clock, SystemClock
 from jararaca.engines import Engines, embedded_engines
 from jararaca.lifecycle import Service
 from jararaca.microservice import Microservice
+from jararaca.observability.endpoint import MetricsConfig, open_endpoint, telemetry_for
 from jararaca.observability.heartbeats import Heartbeat
 from jararaca.scheduler.beat_worker import BeatWorker
 from jararaca.worker import Worker
@@ -39,6 +40,7 @@ class Scheduler(Service):
         backend: Backend | None = None,
         broker: Broker | None = None,
         heartbeat: bool = True,
+        metrics: MetricsConfig | None = None,
     ) -> None:
         super().__init__(graceful_shutdown_seconds=graceful_shutdown_seconds)
         self.clock = clock or SystemClock()
@@ -46,6 +48,9 @@ class Scheduler(Service):
         # On SQLite: what the beat hands the in-memory broker stays on disk until settled.
         self.engines, self._handoff = embedded_engines(built)
         self.connect_timeout = connect_timeout
+        self.metrics_config = metrics
+        # One telemetry for beat and worker: one set of metrics for the process.
+        self.telemetry = telemetry_for(metrics)
         names = list(scheduled_action_names) if scheduled_action_names is not None else None
         group_list = list(groups) if groups is not None else None
         # Beat and worker are handed this scheduler's engines: only the scheduler opens and
@@ -61,6 +66,7 @@ class Scheduler(Service):
             backend=backend,
             broker=broker,
             heartbeat=False,  # one record for the whole process, below
+            telemetry=self.telemetry,
         )
         self.worker = Worker(
             app,
@@ -72,6 +78,7 @@ class Scheduler(Service):
             backend=backend,
             broker=broker,
             heartbeat=False,
+            telemetry=self.telemetry,
         )
         self._heartbeat = (
             Heartbeat(
@@ -97,6 +104,15 @@ class Scheduler(Service):
     async def _open(self, stack: AsyncExitStack) -> None:
         if self._handoff is not None:
             self._handoff.lock(stack)  # one scheduler per SQLite file, released last
+        # Served first: /healthz answers while the engines connect; /readyz once all started.
+        readiness = await open_endpoint(
+            stack,
+            self.metrics_config,
+            self.telemetry,
+            self.engines,
+            heartbeat=self._heartbeat,
+            running=self.worker.running_count,
+        )
         await self.engines.open(stack, timeout=self.connect_timeout)
         if self._handoff is not None:
             await self._handoff.take_over(stack, now=self.clock.now())
@@ -106,6 +122,8 @@ class Scheduler(Service):
         stack.push_async_callback(self.beat_worker.stop)
         if self._heartbeat is not None:
             await self._heartbeat.start(stack)
+        if readiness is not None:
+            readiness.opened()
 
     async def _serve(self, stop: asyncio.Event) -> None:
         await self.beat_worker.beat.serve(stop)

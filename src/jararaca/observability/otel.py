@@ -1,0 +1,102 @@
+"""The OpenTelemetry side of :mod:`jararaca.observability.tracing` (imported only when
+opentelemetry-api is installed). Spans are named ``jararaca.<step>`` and carry the message or
+fire id as attributes; the context goes in and out of message headers through the global
+propagator (W3C trace context unless the application set another)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from jararaca import wire
+from jararaca.observability.tracing import Attributes
+from jararaca.wire import Envelope
+
+_tracer = trace.get_tracer("jararaca")
+FAILED_OUTCOMES = frozenset({"failed", "timed_out", "cancelled", "dead_lettered"})
+
+
+def _attributes(envelope: Envelope, extra: Attributes) -> dict[str, str | int]:
+    found: dict[str, str | int] = {
+        "messaging.system": "jararaca",
+        "messaging.message.id": envelope.message_id,
+        "messaging.destination.name": envelope.routing_key,
+    }
+    found.update(extra)
+    return found
+
+
+@contextmanager
+def producing(
+    name: str, envelopes: Sequence[Envelope], attributes: Attributes
+) -> Iterator[list[Envelope]]:
+    first = envelopes[0]
+    found = _attributes(first, attributes)
+    if len(envelopes) > 1:
+        del found["messaging.message.id"]
+        found["messaging.batch.message_count"] = len(envelopes)
+    with _tracer.start_as_current_span(name, kind=SpanKind.PRODUCER, attributes=found):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)  # once: every message of a batch is sent by this span
+        yield [replace(e, headers={**e.headers, **carrier}) for e in envelopes]
+
+
+@contextmanager
+def dispatching(envelopes: Sequence[Envelope]) -> Iterator[Sequence[Envelope]]:
+    # Started, not made current: each belongs to its own message's trace (a fire's is new).
+    spans = []
+    stamped = []
+    for envelope in envelopes:
+        attributes = _attributes(envelope, {})
+        action = envelope.headers.get(wire.ACTION)
+        if action:
+            attributes["jararaca.action"] = action
+        span = _tracer.start_span(
+            "jararaca.dispatch",
+            context=propagate.extract(envelope.headers) if _has_context(envelope) else Context(),
+            kind=SpanKind.PRODUCER,
+            attributes=attributes,
+        )
+        spans.append(span)
+        headers = dict(envelope.headers)
+        propagate.inject(headers, context=trace.set_span_in_context(span))
+        stamped.append(replace(envelope, headers=headers))
+    try:
+        yield stamped
+    except BaseException as exc:
+        for span in spans:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"publish failed: {exc}"))
+        raise
+    finally:
+        for span in spans:
+            span.end()
+
+
+@contextmanager
+def consuming(name: str, envelope: Envelope, attributes: Attributes) -> Iterator[None]:
+    parent = propagate.extract(envelope.headers) if _has_context(envelope) else None
+    with _tracer.start_as_current_span(
+        name,
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        attributes=_attributes(envelope, attributes),
+    ):
+        yield
+
+
+def note_outcome(outcome: str, error: BaseException | None) -> None:
+    span = trace.get_current_span()
+    span.set_attribute("jararaca.outcome", outcome)
+    if outcome in FAILED_OUTCOMES:
+        description = f"{type(error).__name__}: {error}" if error is not None else outcome
+        span.set_status(Status(StatusCode.ERROR, description))
+
+
+def _has_context(envelope: Envelope) -> bool:
+    return "traceparent" in envelope.headers

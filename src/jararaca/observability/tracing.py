@@ -1,0 +1,82 @@
+"""OpenTelemetry spans for publish, delay, dispatch, run and handle, when it is installed.
+
+``pip install 'jararaca[otel]'`` brings opentelemetry-api only: the application brings the SDK
+and an exporter, and jararaca's spans join its traces. The trace context travels with each
+message in the W3C ``traceparent`` / ``tracestate`` headers (through the global propagator),
+in AMQP headers and in the delayed queue alike, so a message delayed inside a traced request
+is handled, minutes later and in another process, inside that same trace.
+
+Without opentelemetry installed, :data:`AVAILABLE` is False (found without importing it) and
+every helper here returns at once: nothing is imported, nothing is slower.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Literal
+
+from jararaca.wire import Envelope
+
+SpanKind = Literal["producer", "consumer"]
+Attributes = Mapping[str, str | int]
+
+
+def _installed() -> bool:
+    try:
+        return importlib.util.find_spec("opentelemetry.trace") is not None
+    except ModuleNotFoundError:  # no "opentelemetry" package at all
+        return False
+
+
+AVAILABLE = _installed()
+
+
+@contextmanager
+def producing(
+    name: str, envelopes: Sequence[Envelope], attributes: Attributes
+) -> Iterator[Sequence[Envelope]]:
+    """One span around sending ``envelopes`` (one message, or a batch); yields them carrying
+    the span's trace context."""
+    if not AVAILABLE or not envelopes:
+        yield envelopes
+        return
+    from jararaca.observability import otel
+
+    with otel.producing(name, envelopes, attributes) as stamped:
+        yield stamped
+
+
+@contextmanager
+def dispatching(envelopes: Sequence[Envelope]) -> Iterator[Sequence[Envelope]]:
+    """A ``jararaca.dispatch`` span per envelope the beat publishes, each in its message's
+    trace (a fire starts a trace of its own); yields the envelopes carrying them."""
+    if not AVAILABLE or not envelopes:
+        yield envelopes
+        return
+    from jararaca.observability import otel
+
+    with otel.dispatching(envelopes) as stamped:
+        yield stamped
+
+
+@contextmanager
+def consuming(name: str, envelope: Envelope, attributes: Attributes) -> Iterator[None]:
+    """The span of a run or a handled message, in the trace its envelope carries, current
+    while user code runs (its own spans and messages join it)."""
+    if not AVAILABLE:
+        yield
+        return
+    from jararaca.observability import otel
+
+    with otel.consuming(name, envelope, attributes):
+        yield
+
+
+def note_outcome(outcome: str, error: BaseException | None = None) -> None:
+    """Mark the current run's span with how it ended (an error status when it failed)."""
+    if AVAILABLE:
+        from jararaca.observability import otel
+
+        otel.note_outcome(outcome, error)
