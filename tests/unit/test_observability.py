@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry
 from jararaca import Message, MessageHandler, Microservice, ScheduledAction, Scheduler
 from jararaca.backends.records import Outcome
 from jararaca.errors import ConfigError
+from jararaca.loopback import is_loopback
 from jararaca.microservice import ProviderSpec
-from jararaca.observability.endpoint import MetricsConfig, is_loopback
+from jararaca.observability.endpoint import MetricsConfig
 from jararaca.observability.logs import JsonFormatter, configure_logging
 from jararaca.observability.probes import LoopBridge
 from jararaca.observability.prometheus import PrometheusMetrics

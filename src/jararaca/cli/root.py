@@ -6,7 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-from jararaca.cli import activity, messages, schedules, services
+from jararaca.cli import activity, dashboard, messages, schedules, services
 from jararaca.cli.options import root_log_format_option, root_log_level_option
 
 DISTRIBUTION = "jararaca"
@@ -48,6 +48,6 @@ def main() -> None:
 
 
 # One module per command group: those that run an app, then the control plane's.
-for _module in (services, schedules, activity, messages):
+for _module in (services, schedules, activity, messages, dashboard):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -9,7 +9,6 @@ prometheus-client only when metrics are asked for, so a process without ``--metr
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from jararaca.backends.base import Admin
 from jararaca.errors import ConfigError
+from jararaca.loopback import is_loopback
 from jararaca.observability.readiness import Readiness
 from jararaca.observability.telemetry import Telemetry
 
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from jararaca.observability.prometheus import PrometheusMetrics
 
 log = logging.getLogger("jararaca.metrics")
-LOOPBACK_NAMES = ("localhost",)
 
 
 @dataclass(frozen=True)
@@ -51,15 +50,6 @@ class MetricsConfig:
                 "127.0.0.1 must ask for one. Set --metrics-token (JARARACA_METRICS_TOKEN) and "
                 "give it to Prometheus as a bearer token, or keep --metrics-host 127.0.0.1"
             )
-
-
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
 
 
 def telemetry_for(config: MetricsConfig | None) -> Telemetry:
