@@ -25,10 +25,9 @@ from jararaca.observability import tracing
 from jararaca.observability.telemetry import Telemetry
 from jararaca.outage import Outage
 from jararaca.registry import ActionDef
-from jararaca.scheduler.fires import fire_id
+from jararaca.scheduler.fires import fire_id, outgoing_envelope
 from jararaca.scheduler.planning import first_fires, jitter_offset, keep_late, missed_fires
 from jararaca.scheduler.plans import Plan, action_plan, schedule_plan
-from jararaca.wire import Envelope, format_instant
 
 log = logging.getLogger("jararaca.beat")
 DELAYED_BATCH = 1000
@@ -342,7 +341,7 @@ class Beat:
         Delayed messages go out stamped with their due instant and ``now``."""
         if not claimed:
             return
-        envelopes = [_stamped(c, now) for c in claimed]
+        envelopes = [outgoing_envelope(c, now) for c in claimed]
         try:
             with tracing.dispatching(envelopes) as traced:
                 await self.broker.publish(traced)
@@ -391,13 +390,3 @@ class Beat:
             await asyncio.wait([sleeper, stopper], return_when=asyncio.FIRST_COMPLETED)
             for task in (sleeper, stopper):
                 task.cancel()
-
-
-def _stamped(claimed: Claimed, now: datetime) -> Envelope:
-    """The envelope as it goes on the wire: a delayed message carries the instant it was due
-    (a time policy may have moved it after it was built) and when it was dispatched."""
-    if claimed.due_at is None:
-        return claimed.envelope
-    return claimed.envelope.with_headers(
-        due_at=format_instant(claimed.due_at), dispatched_at=format_instant(now)
-    )

@@ -1,4 +1,5 @@
-"""The wire form of a cron fire: its id, routing key, headers and body."""
+"""The wire form of what the beat publishes: a cron fire (its id, routing key, headers and
+body) and a delayed message stamped with its due and dispatch instants."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from datetime import datetime
 
 from jararaca import wire
+from jararaca.backends.values import Claimed
 from jararaca.clock import epoch_ms
 from jararaca.registry import ActionDef
 
@@ -56,4 +58,14 @@ def fire_envelope(
         routing_key=action.routing_key,
         body=json.dumps(body, separators=(",", ":")).encode(),
         headers=headers,
+    )
+
+
+def outgoing_envelope(claimed: Claimed, now: datetime) -> wire.Envelope:
+    """The envelope as the beat publishes it: a delayed message carries the instant it was due
+    (a time policy may have moved it after it was built) and when it was dispatched."""
+    if claimed.due_at is None:
+        return claimed.envelope
+    return claimed.envelope.with_headers(
+        due_at=wire.format_instant(claimed.due_at), dispatched_at=wire.format_instant(now)
     )
