@@ -5,7 +5,7 @@ propagator (W3C trace context unless the application set another)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -14,10 +14,11 @@ from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from jararaca import wire
-from jararaca.observability.tracing import Attributes
 from jararaca.wire import Envelope
 
 _tracer = trace.get_tracer("jararaca")
+# As jararaca.observability.tracing.Attributes (not imported: that module imports this one).
+Attributes = Mapping[str, str | int]
 FAILED_OUTCOMES = frozenset({"failed", "timed_out", "cancelled", "dead_lettered"})
 
 
