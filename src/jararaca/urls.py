@@ -13,10 +13,27 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 from jararaca.brokers.base import DEFAULT_PREFETCH
 from jararaca.errors import ConfigError
 from jararaca.redaction import redact
+from jararaca.url_hosts import (
+    DEFAULT_DELIVERY_LIMIT,
+    first_host,
+    has_host_list,
+    queue_options,
+    split_hosts,
+)
 
 DEFAULT_EXCHANGE = "jararaca"
 BROKER_SCHEMES = ("amqp", "amqps", "memory")
-BACKEND_SCHEMES = ("redis", "rediss", "unix", "memory", "sqlite")
+BACKEND_SCHEMES = (
+    "redis",
+    "rediss",
+    "redis+sentinel",
+    "rediss+sentinel",
+    "redis+cluster",
+    "rediss+cluster",
+    "unix",
+    "memory",
+    "sqlite",
+)
 SQLITE_EXAMPLE = "sqlite:///jararaca.db (relative) or sqlite:////var/lib/app/jararaca.db"
 SQLITE_SYNCHRONOUS = ("normal", "full")
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
@@ -24,14 +41,27 @@ _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
 @dataclass(frozen=True)
 class BrokerConfig:
+    """A broker URL: ``hosts`` (``host[:port]`` items, tried in this order; empty when the
+    URL names one host) and the options jararaca reads from its query."""
+
     url: str
     scheme: str
     exchange: str
     prefetch: int
+    hosts: tuple[str, ...] = ()
+    queue_type: str = "classic"
+    delivery_limit: int = DEFAULT_DELIVERY_LIMIT
+
+
+BROKER_EXAMPLE = "amqp://guest:guest@127.0.0.1:5672/?exchange=app"
 
 
 def parse_broker_url(url: str) -> BrokerConfig:
-    parts = _split(url, BROKER_SCHEMES, "broker", "amqp://guest:guest@127.0.0.1:5672/?exchange=app")
+    # Several hosts are only for RabbitMQ; one host stays as urlsplit reads it.
+    hosts = split_hosts(url, "broker", BROKER_EXAMPLE) if has_host_list(url) else ()
+    parts = _split(first_host(url), BROKER_SCHEMES, "broker", BROKER_EXAMPLE)
+    if hosts and parts.scheme == "memory":
+        raise ConfigError(f"a memory:// broker URL names no hosts: {redact(url)!r}")
     query = parse_qs(parts.query)
     exchange = query.get("exchange", [DEFAULT_EXCHANGE])[-1]
     if not _NAME.match(exchange):
@@ -49,7 +79,8 @@ def parse_broker_url(url: str) -> BrokerConfig:
             f"bad prefetch_count {raw_prefetch!r} in broker URL {redact(url)}: use a positive "
             "integer such as ?prefetch_count=32"
         ) from None
-    return BrokerConfig(url, parts.scheme, exchange, prefetch)
+    queue_type, delivery_limit = queue_options(query, url)
+    return BrokerConfig(url, parts.scheme, exchange, prefetch, hosts, queue_type, delivery_limit)
 
 
 def _split(url: str, schemes: tuple[str, ...], what: str, example: str) -> SplitResult:
@@ -74,8 +105,19 @@ def memory_name(url: str) -> str:
 
 
 def parse_backend_url(url: str) -> SplitResult:
-    """The parts of a backend URL whose scheme and port are valid."""
-    return _split(url, BACKEND_SCHEMES, "backend", "redis://127.0.0.1:6379/0")
+    """The parts of a backend URL whose scheme and port(s) are valid (of its first host,
+    when it names several, as a Sentinel URL does)."""
+    example = "redis://127.0.0.1:6379/0"
+    if isinstance(url, str) and has_host_list(url):
+        split_hosts(url, "backend", example)
+    parts = _split(first_host(url), BACKEND_SCHEMES, "backend", example)
+    if "+" not in parts.scheme and has_host_list(url):
+        raise ConfigError(
+            f"backend URL {redact(url)!r} names several hosts: only redis+sentinel:// (a list "
+            "of Sentinels) and redis+cluster:// (nodes of a cluster) take a list; a plain "
+            "redis:// URL names one server"
+        )
+    return parts
 
 
 @dataclass(frozen=True)

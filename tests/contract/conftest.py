@@ -9,6 +9,7 @@ protocol of :mod:`jararaca.backends.base`.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -39,7 +40,14 @@ def claim(action: str, at: datetime) -> FireClaim:
     return FireClaim(fire_id, action, at, env(fire_id, routing_key="jararaca.action.default"))
 
 
-@pytest.fixture(params=["memory", "redis", "sqlite"])
+# A Redis Cluster URL (``redis+cluster://...?shards=N``) adds a "redis-cluster" kind to every
+# backend contract test: tests/faults/test_redis_cluster.py starts a private cluster and runs
+# this suite against it. Unset (the usual case), the kind does not exist at all.
+REDIS_CLUSTER_URL = os.environ.get("JARARACA_TEST_REDIS_CLUSTER_URL", "")
+BACKEND_KINDS = ["memory", "redis", "sqlite", *(["redis-cluster"] if REDIS_CLUSTER_URL else [])]
+
+
+@pytest.fixture(params=BACKEND_KINDS)
 async def make_backend(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[BackendFactory]:
@@ -57,12 +65,14 @@ async def make_backend(
             backend = SqliteBackend(url, namespace=namespace)
             made.append(backend)
             return backend
-    elif kind == "redis":
-        require_redis()
+    elif kind.startswith("redis"):
+        url = REDIS_CLUSTER_URL if kind == "redis-cluster" else REDIS_URL
+        if kind == "redis":
+            require_redis()
         from jararaca.backends.redis import RedisBackend
 
         def build(namespace: str) -> Backend:
-            backend = RedisBackend(REDIS_URL, namespace=f"test-{tag}-{namespace}")
+            backend = RedisBackend(url, namespace=f"test-{tag}-{namespace}")
             made.append(backend)
             return backend
     else:
@@ -75,7 +85,7 @@ async def make_backend(
 
     yield build
     for backend in made:
-        if kind == "redis":
+        if kind.startswith("redis"):
             await backend.delete_namespace()
         await backend.close()
 

@@ -1,4 +1,5 @@
-"""Redis state backend (``redis://``, ``rediss://``, ``unix://``).
+"""Redis state backend (``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://``: see
+:mod:`jararaca.backends.redis_connect` for the client each URL gets).
 
 Every state change is one Lua script from ``backends/lua/`` (loaded with SCRIPT LOAD, called by
 EVALSHA, reloaded on NOSCRIPT), so it is atomic across any number of beats and workers. Times
@@ -11,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import math
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,46 +25,36 @@ from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from jararaca.backends import redis_scripts as scripts
 from jararaca.backends.base import (
     BackendInfo,
-    Claimed,
     ClaimResult,
     FireClaim,
 )
-from jararaca.backends.redis_batch import ScriptBatcher
+from jararaca.backends.redis_batch import REDIS_FAILURES, ScriptBatcher
+from jararaca.backends.redis_connect import (
+    MAX_CONNECTIONS,
+    Closer,
+    check_url,
+    is_cluster,
+    open_client,
+)
 from jararaca.backends.redis_control import RedisControl, RedisSchedules
 from jararaca.backends.redis_keys import Keys, scan_pattern
+from jararaca.backends.redis_queue import RedisDelayedQueue
 from jararaca.backends.redis_runs import RedisRunLeases
 from jararaca.backends.redis_scripts import as_text
 from jararaca.backends.redis_wakeup import WakeupChannel
 from jararaca.clock import epoch_ms, from_epoch_ms
 from jararaca.errors import BackendError, ConfigError, CredentialsError
-from jararaca.policies import PayloadPolicy, TimePolicy
 from jararaca.redaction import redact
 from jararaca.settings import run_history
-from jararaca.wire import Envelope
 
 log = logging.getLogger(__name__)
 
 FIRE_CLAIM_TTL_MS = 3_600_000  # the protocol promises to remember a claim for an hour
-_MAX_CONNECTIONS = 50  # per backend; callers beyond it wait (20 s by default) for a free one
 # The scripts use ZRANGE ... BYSCORE (6.2) and the backend relies on its semantics.
 MIN_REDIS_VERSION = (6, 2)
 
 
-def _claimed(inflight_id: bytes | str, raw: bytes | str) -> Claimed:
-    """An in-flight entry as stored: a fire's envelope, or a delayed message's
-    ``{"due": ms, "envelope": ...}``."""
-    data = json.loads(raw)
-    if "envelope" in data:
-        envelope = Envelope.from_dict(data["envelope"])
-        return Claimed(as_text(inflight_id), envelope, from_epoch_ms(int(data["due"])))
-    return Claimed(as_text(inflight_id), Envelope.from_dict(data))
-
-
 _CLAIM_ANSWERS = (ClaimResult.TAKEN, ClaimResult.CLAIMED, ClaimResult.PAUSED)
-
-
-def _pairs(flat: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
-    return zip(flat[::2], flat[1::2], strict=True)
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -73,15 +65,20 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
-class RedisBackend(RedisRunLeases, RedisControl, RedisSchedules):
+class RedisBackend(RedisDelayedQueue, RedisRunLeases, RedisControl, RedisSchedules):
     """The :class:`~jararaca.backends.base.Backend` protocols on one Redis client and pool."""
 
     def __init__(self, url: str, *, namespace: str) -> None:
         self.url = url
         self.namespace = namespace
-        self.keys = Keys.for_namespace(namespace)
+        options = check_url(url)
+        self.keys = Keys.for_namespace(namespace, options.shards)
+        self._wait_replicas = options.wait_replicas
+        self._replica_warning_at = -math.inf
         self.history_limit = run_history()
+        self._cluster = is_cluster(url)
         self._client: aioredis.Redis | None = None
+        self._close_more: Closer | None = None
         self._connected = False
         self._closed = False
         self._wakeups = WakeupChannel(
@@ -91,10 +88,17 @@ class RedisBackend(RedisRunLeases, RedisControl, RedisSchedules):
             name=f"jararaca-redis-wakeup:{namespace}",
         )
         # begin/finish of runs handled at the same time share one round trip.
-        self._runs = ScriptBatcher(self._redis, self._failure)
+        # A Redis Cluster client fails a call (instead of waiting) once it holds 100
+        # connections to a node: bound how many script calls are under way at once.
+        self._calls: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Semaphore(MAX_CONNECTIONS) if self._cluster else contextlib.nullcontext()
+        )
+        self._runs = ScriptBatcher(
+            self._redis, self._failure, pipelined=not self._cluster, calls=self._calls
+        )
         self._releases: set[asyncio.Future[None]] = set()
 
-    def _failure(self, doing: str, exc: RedisError) -> BackendError:
+    def _failure(self, doing: str, exc: Exception) -> BackendError:
         return BackendError(f"Redis at {redact(self.url)} failed while {doing}: {exc}")
 
     # -- connection -----------------------------------------------------------------------
@@ -106,26 +110,14 @@ class RedisBackend(RedisRunLeases, RedisControl, RedisSchedules):
             # pool that nobody would close.
             raise BackendError(f"the backend for {redact(self.url)} is closed")
         if self._client is None:
-            try:
-                # A blocking pool makes a burst of concurrent calls (a publisher gathering a
-                # thousand delays) wait for a connection instead of failing with "Too many
-                # connections". URL query options (max_connections=, timeout=...) still win.
-                pool = aioredis.BlockingConnectionPool.from_url(
-                    self.url,
-                    decode_responses=False,
-                    socket_keepalive=True,
-                    max_connections=_MAX_CONNECTIONS,
-                )
-                self._client = aioredis.Redis.from_pool(pool)
-            except ValueError as exc:
-                raise ConfigError(f"bad Redis URL {redact(self.url)!r}: {exc}") from None
+            self._client, self._close_more = open_client(self.url)
         return self._client
 
     @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
-        except RedisError as exc:
+        except REDIS_FAILURES as exc:
             raise self._failure(doing, exc) from exc
 
     async def connect(self) -> None:
@@ -133,7 +125,7 @@ class RedisBackend(RedisRunLeases, RedisControl, RedisSchedules):
         client = self._redis()
         try:
             server = await client.info("server")
-            await scripts.load_all(client)
+            await scripts.load_all(client, pipelined=not self._cluster)
         except AuthenticationError:
             raise CredentialsError(
                 f"Redis at {redact(self.url)} refused the login: check the user and password "
@@ -159,17 +151,18 @@ class RedisBackend(RedisRunLeases, RedisControl, RedisSchedules):
         self._closed = True
         await self._wakeups.stop()
         client, self._client = self._client, None
+        close_more, self._close_more = self._close_more, None
         if client is not None:
             with contextlib.suppress(RedisError, OSError):
                 await client.aclose()
+        if close_more is not None:
+            await close_more()
 
     async def info(self) -> BackendInfo:
-        pipe = self._redis().pipeline(transaction=False)
-        for parameter in ("maxmemory-policy", "maxmemory", "save", "appendonly"):
-            pipe.config_get(parameter)
+        parameters = ("maxmemory-policy", "maxmemory", "save", "appendonly")
         with self._errors("reading its configuration"):
             try:
-                replies = await pipe.execute()
+                replies = await self._config_get(parameters)
             except ResponseError as exc:  # managed Redis often disables or renames CONFIG
                 return BackendInfo(
                     kind="redis",
@@ -193,22 +186,73 @@ class RedisBackend(RedisRunLeases, RedisControl, RedisSchedules):
             detail=detail,
         )
 
+    async def _config_get(self, parameters: Sequence[str]) -> list[dict[Any, Any]]:
+        client = self._redis()
+        if self._cluster:  # CONFIG GET has no key to route a cluster pipeline by
+            return [await client.config_get(parameter) for parameter in parameters]
+        pipe = client.pipeline(transaction=False)
+        for parameter in parameters:
+            pipe.config_get(parameter)
+        return list(await pipe.execute())
+
     async def delete_namespace(self) -> None:
         """Delete every key of this namespace (for tests and operators; it uses SCAN)."""
         client = self._redis()
         with self._errors("deleting the namespace's keys"):
             batch: list[bytes] = []
-            async for key in client.scan_iter(match=scan_pattern(self.namespace), count=1000):
-                batch.append(key)
-                if len(batch) >= 500:
-                    await client.unlink(*batch)
-                    batch.clear()
+            for shard in range(len(self.keys.shards)):
+                pattern = scan_pattern(self.namespace, shard)
+                async for key in client.scan_iter(match=pattern, count=1000):
+                    batch.append(key)
+                    if len(batch) >= 500:
+                        await self._unlink(batch)
+                        batch.clear()
             if batch:
-                await client.unlink(*batch)
+                await self._unlink(batch)
 
-    async def _eval(self, script: scripts.Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def _unlink(self, keys: list[bytes]) -> None:
+        client = self._redis()
+        if not self._cluster:
+            await client.unlink(*keys)
+            return
+        # A Redis Cluster refuses one UNLINK over keys of several slots (shards, nodes).
+        await asyncio.gather(*(client.unlink(key) for key in keys))
+
+    async def _eval(
+        self,
+        script: scripts.Script,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        *,
+        replicated: bool = False,
+    ) -> Any:
+        """Run a script; ``replicated`` (claims and enqueues) waits for ``?wait_replicas``."""
         with self._errors(f"running the {script.name} script"):
-            return await scripts.run(self._redis(), script, keys, args)
+            async with self._calls:
+                if not (replicated and self._wait_replicas):
+                    return await scripts.run(self._redis(), script, keys, args)
+                answer, acknowledged = await scripts.run_replicated(
+                    self._redis(), script, keys, args, replicas=self._wait_replicas
+                )
+        if acknowledged < self._wait_replicas:
+            self._short_of_replicas(script, acknowledged)
+        return answer
+
+    def _short_of_replicas(self, script: scripts.Script, acknowledged: int) -> None:
+        # The write is done on the master either way; failing it now would only make the
+        # caller write it again. Said once a minute, not once per write.
+        now = time.monotonic()
+        if now - self._replica_warning_at >= 60:
+            self._replica_warning_at = now
+            log.warning(
+                "Redis at %s: a %s write reached %d of the %d replica(s) wait_replicas asks "
+                "for within %d ms; it stands on the master alone until they catch up",
+                redact(self.url),
+                script.name,
+                acknowledged,
+                self._wait_replicas,
+                scripts.WAIT_TIMEOUT_MS,
+            )
 
     # -- wake-ups -------------------------------------------------------------------------
 
@@ -249,96 +293,8 @@ class RedisBackend(RedisRunLeases, RedisControl, RedisSchedules):
                 c.envelope.message_id,
                 c.envelope.to_json(),
             ]
-        answers = await self._eval(scripts.CLAIM_FIRES, keys, args)
+        answers = await self._eval(scripts.CLAIM_FIRES, keys, args, replicated=True)
         return [_CLAIM_ANSWERS[int(a)] for a in answers]
-
-    # -- in flight ------------------------------------------------------------------------
-
-    async def ack_inflight(self, inflight_ids: Sequence[str]) -> None:
-        if inflight_ids:
-            keys = [self.keys.inflight, self.keys.inflight_env]
-            await self._eval(scripts.ACK_INFLIGHT, keys, list(inflight_ids))
-
-    async def reclaim_inflight(
-        self, *, now: datetime, lease_until: datetime, limit: int
-    ) -> list[Claimed]:
-        if limit <= 0:
-            return []
-        keys = [self.keys.inflight, self.keys.inflight_env]
-        args = [epoch_ms(now), epoch_ms(lease_until), limit]
-        found = await self._eval(scripts.RECLAIM_INFLIGHT, keys, args)
-        return await self._readable(found)
-
-    # -- delayed queue --------------------------------------------------------------------
-
-    async def enqueue_delayed(
-        self,
-        envelope: Envelope,
-        due: datetime,
-        *,
-        task_id: str,
-        payload_policy: PayloadPolicy = "ignore",
-        time_policy: TimePolicy = "replace",
-    ) -> None:
-        keys = [self.keys.delayed, self.keys.delayed_env]
-        args = [
-            task_id,
-            epoch_ms(due),
-            envelope.to_json(),
-            payload_policy,
-            time_policy,
-            self.keys.wakeup_channel,
-        ]
-        await self._eval(scripts.ENQUEUE_DELAYED, keys, args)
-
-    async def enqueue_delayed_many(self, entries: Sequence[tuple[Envelope, datetime]]) -> None:
-        if not entries:
-            return
-        args: list[Any] = [self.keys.wakeup_channel]
-        for envelope, due in entries:
-            args += [envelope.message_id, epoch_ms(due), envelope.to_json()]
-        await self._eval(
-            scripts.ENQUEUE_DELAYED_MANY, [self.keys.delayed, self.keys.delayed_env], args
-        )
-
-    async def claim_due(self, *, now: datetime, lease_until: datetime, limit: int) -> list[Claimed]:
-        if limit <= 0:
-            return []
-        k = self.keys
-        keys = [k.delayed, k.delayed_env, k.inflight, k.inflight_env]
-        args = [epoch_ms(now), epoch_ms(lease_until), limit]
-        found = await self._eval(scripts.CLAIM_DUE, keys, args)
-        return await self._readable(found)
-
-    async def _readable(self, found: Sequence[Any]) -> list[Claimed]:
-        """Parse what a claim script returned; an entry that cannot be read (written by hand
-        or by another program) is logged and dropped, so it cannot block the queue."""
-        claimed, unreadable = [], []
-        for flight, raw in _pairs(found):
-            try:
-                if as_text(flight) == "!":
-                    raise ValueError("not an envelope")
-                claimed.append(_claimed(flight, raw))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("dropped an unreadable delayed entry (%s): %.200s", exc, as_text(raw))
-                if as_text(flight) != "!":
-                    unreadable.append(as_text(flight))
-        if unreadable:
-            await self.ack_inflight(unreadable)
-        return claimed
-
-    async def next_due(self) -> datetime | None:
-        pipe = self._redis().pipeline(transaction=False)
-        pipe.zrange(self.keys.delayed, 0, 0, withscores=True)
-        pipe.zrange(self.keys.inflight, 0, 0, withscores=True)
-        with self._errors("reading the next due instant"):
-            heads = await pipe.execute()
-        scores = [int(head[0][1]) for head in heads if head]
-        return from_epoch_ms(min(scores)) if scores else None
-
-    async def pending_count(self) -> int:
-        with self._errors("counting pending messages"):
-            return int(await self._redis().zcard(self.keys.delayed))
 
     # -- runs -----------------------------------------------------------------------------
 

@@ -4,16 +4,22 @@ A worker handles many messages at once, and each makes two small script calls (b
 finish its run). Sent one by one they cost a round trip and a driver call each; calls that
 arrive in the same loop turn instead go out together as one pipeline (one round trip). Each
 script stays atomic on its own: a pipeline without MULTI only batches the network traffic.
+A Redis Cluster client refuses scripts in a pipeline: there the calls go out concurrently,
+one each (``pipelined=False``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+
+# What the client raises when Redis (or a Redis Cluster's routing) refuses or fails a call.
+REDIS_FAILURES = (RedisError, RedisClusterException)
 
 
 class Script(Protocol):
@@ -26,10 +32,15 @@ class ScriptBatcher:
     def __init__(
         self,
         client: Callable[[], aioredis.Redis],
-        failure: Callable[[str, RedisError], Exception],
+        failure: Callable[[str, Exception], Exception],
+        *,
+        pipelined: bool = True,
+        calls: contextlib.AbstractAsyncContextManager[Any] | None = None,
     ) -> None:
         self._client = client
         self._failure = failure
+        self._pipelined = pipelined
+        self._calls = calls or contextlib.nullcontext()
         self._pending: list[tuple[Script, Sequence[str], Sequence[Any], asyncio.Future[Any]]] = []
 
     async def eval(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -57,6 +68,13 @@ class ScriptBatcher:
     ) -> None:
         client = self._client()
         try:
+            if not self._pipelined:
+                results = await asyncio.gather(
+                    *(self._run_one(client, script, keys, args) for script, keys, args, _ in batch),
+                    return_exceptions=True,
+                )
+                self._settle(batch, results)
+                return
             pipe = client.pipeline(transaction=False)
             for script, keys, args, _ in batch:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
@@ -73,15 +91,34 @@ class ScriptBatcher:
                     pipe.evalsha(script.sha, len(keys), *keys, *args)
                 for i, result in zip(again, await pipe.execute(raise_on_error=False), strict=True):
                     results[i] = result
-        except RedisError as exc:
+        except REDIS_FAILURES as exc:
             for script, _, _, future in batch:
                 if not future.done():
                     future.set_exception(self._failure(f"running the {script.name} script", exc))
             return
+        self._settle(batch, results)
+
+    def _settle(
+        self,
+        batch: list[tuple[Script, Sequence[str], Sequence[Any], asyncio.Future[Any]]],
+        results: Sequence[Any],
+    ) -> None:
         for (script, _, _, future), result in zip(batch, results, strict=True):
             if future.done():
                 continue
-            if isinstance(result, RedisError):
+            if isinstance(result, REDIS_FAILURES):
                 future.set_exception(self._failure(f"running the {script.name} script", result))
+            elif isinstance(result, BaseException):
+                future.set_exception(result)
             else:
                 future.set_result(result)
+
+    async def _run_one(
+        self, client: aioredis.Redis, script: Script, keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
+        async with self._calls:
+            try:
+                return await client.evalsha(script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                await client.script_load(script.source)
+                return await client.evalsha(script.sha, len(keys), *keys, *args)

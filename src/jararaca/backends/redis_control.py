@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from jararaca.backends import redis_scripts as scripts
 from jararaca.backends.base import DelayedEntry, FireClaim
 from jararaca.backends.records import ProcessRecord, RunRecord, ScheduleRecord
-from jararaca.backends.redis_keys import Keys
+from jararaca.backends.redis_keys import Keys, QueueKeys, shard_of
 from jararaca.backends.redis_scripts import as_text
 from jararaca.clock import epoch_ms, from_epoch_ms
 from jararaca.wire import Envelope
@@ -106,15 +106,21 @@ class RedisControl:
     async def list_delayed(self, *, limit: int) -> list[DelayedEntry]:
         if limit <= 0:
             return []
-        client = self._redis()
+        entries = []
         with self._errors("listing delayed messages"):
-            head = cast(
-                list[tuple[bytes, float]],
-                await client.zrange(self.keys.delayed, 0, limit - 1, withscores=True),
-            )
-            if not head:
-                return []
-            raws = await client.hmget(self.keys.delayed_env, [task for task, _ in head])
+            for queue in self.keys.shards:
+                entries += await self._shard_head(queue, limit)
+        return sorted(entries, key=lambda entry: entry.due_at)[:limit]
+
+    async def _shard_head(self, queue: QueueKeys, limit: int) -> list[DelayedEntry]:
+        client = self._redis()
+        head = cast(
+            list[tuple[bytes, float]],
+            await client.zrange(queue.delayed, 0, limit - 1, withscores=True),
+        )
+        if not head:
+            return []
+        raws = await client.hmget(queue.delayed_env, [task for task, _ in head])
         entries = []
         for (task, due), raw in zip(head, raws, strict=True):
             if raw is None:
@@ -127,21 +133,31 @@ class RedisControl:
     async def cancel_delayed(
         self, *, task_id: str | None = None, message_id: str | None = None
     ) -> bool:
-        if task_id is None and message_id is not None:
-            task_id = await self._task_of(message_id)
-        if task_id is None:
-            return False
-        keys = [self.keys.delayed, self.keys.delayed_env]
-        removed = await self._eval(scripts.CANCEL_DELAYED, keys, [task_id, message_id or ""])
-        return bool(removed)
+        queues: list[QueueKeys] = []
+        if task_id is not None:
+            # The task id's own shard; fires queued by enqueue_fires stay in shard 0.
+            queues = [self.keys.shards[shard_of(task_id, len(self.keys.shards))]]
+            queues += [q for q in self.keys.shards[:1] if q not in queues]
+        elif message_id is not None:
+            found = await self._task_of(message_id)
+            if found is not None:
+                task_id, queue = found
+                queues = [queue]
+        for queue in queues:
+            keys = [queue.delayed, queue.delayed_env]
+            if await self._eval(scripts.CANCEL_DELAYED, keys, [task_id, message_id or ""]):
+                return True
+        return False
 
-    async def _task_of(self, message_id: str) -> str | None:
-        """The task id of the pending entry holding ``message_id`` (a scan: operators only)."""
+    async def _task_of(self, message_id: str) -> tuple[str, QueueKeys] | None:
+        """The task id (and shard) of the pending entry holding ``message_id`` (a scan:
+        operators only)."""
         client = self._redis()
         with self._errors("looking for a delayed message"):
-            async for task, raw in client.hscan_iter(self.keys.delayed_env, count=1000):
-                if _message_id(raw) == message_id:
-                    return as_text(task)
+            for queue in self.keys.shards:
+                async for task, raw in client.hscan_iter(queue.delayed_env, count=1000):
+                    if _message_id(raw) == message_id:
+                        return as_text(task), queue
         return None
 
     async def enqueue_fires(self, claims: Sequence[FireClaim], *, due: datetime) -> list[str]:

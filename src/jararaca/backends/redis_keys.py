@@ -31,10 +31,21 @@ Layout (``P`` = the prefix):
   bumped by every change.
 
 Envelopes are stored as :meth:`jararaca.wire.Envelope.to_json`, readable with ``redis-cli``.
+
+**Shards** (``?shards=N`` of the backend URL, default 1). The delayed queue and the in-flight
+set are the hot keys; on a Redis Cluster one hash tag puts them all on one master. With N > 1
+shard 0 keeps the names above and shard ``k`` (1 to N-1) has its own four, under the prefix
+``jararaca:{<namespace>#<k>}:`` (another hash tag, so another slot): ``delayed``,
+``delayed:env``, ``inflight``, ``inflight:env``. ``#``, not ``:``, separates the shard: a
+namespace may contain ``:`` (``a`` shard ``1`` must never be namespace ``a:1``) but no ``#``.
+A delayed message lives in the shard :func:`shard_of` its task id (idempotency key or message
+id), so the idempotency policies stay one atomic script; fires and everything else stay in
+shard 0. With one shard (and on plain Redis) the key names are exactly those above.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 from jararaca.errors import ConfigError
@@ -49,10 +60,47 @@ def prefix(namespace: str) -> str:
     return f"jararaca:{{{namespace}}}:"
 
 
-def scan_pattern(namespace: str) -> str:
-    """A SCAN MATCH pattern for exactly this namespace's keys (glob characters escaped)."""
-    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in prefix(namespace))
+SHARD_SEPARATOR = "#"
+
+
+def shard_prefix(namespace: str, shard: int) -> str:
+    """The prefix of shard ``shard``'s queue keys (shard 0: the namespace's own prefix)."""
+    if shard == 0:
+        return prefix(namespace)
+    if SHARD_SEPARATOR in namespace:
+        raise ConfigError(
+            f"bad Redis namespace {namespace!r} for a sharded backend: it must not contain "
+            f"{SHARD_SEPARATOR!r}, which separates the shard number"
+        )
+    return f"jararaca:{{{namespace}{SHARD_SEPARATOR}{shard}}}:"
+
+
+def shard_of(task_id: str, shards: int) -> int:
+    """The shard of a delayed message's task id: CRC-32 (the same in every process and
+    Python version, unlike ``hash()``) modulo the number of shards."""
+    return zlib.crc32(task_id.encode()) % shards if shards > 1 else 0
+
+
+def scan_pattern(namespace: str, shard: int = 0) -> str:
+    """A SCAN MATCH pattern for exactly this namespace's keys (of one shard; shard 0 holds
+    every key but the other shards' queues), glob characters escaped."""
+    escaped = "".join("\\" + c if c in "*?[]\\" else c for c in shard_prefix(namespace, shard))
     return escaped + "*"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """The keys of one shard of the delayed queue and of the in-flight set."""
+
+    delayed: str
+    delayed_env: str
+    inflight: str
+    inflight_env: str
+
+    @classmethod
+    def for_shard(cls, namespace: str, shard: int) -> QueueKeys:
+        p = shard_prefix(namespace, shard)
+        return cls(p + "delayed", p + "delayed:env", p + "inflight", p + "inflight:env")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +119,10 @@ class Keys:
     processes: str
     schedules: str
     schedules_version: str
+    shards: tuple[QueueKeys, ...]
 
     @classmethod
-    def for_namespace(cls, namespace: str) -> Keys:
+    def for_namespace(cls, namespace: str, shards: int = 1) -> Keys:
         p = prefix(namespace)
         return cls(
             prefix=p,
@@ -88,6 +137,7 @@ class Keys:
             processes=p + "processes",
             schedules=p + "schedules",
             schedules_version=p + "schedules:version",
+            shards=tuple(QueueKeys.for_shard(namespace, k) for k in range(shards)),
         )
 
     def run(self, fire_id: str) -> str:

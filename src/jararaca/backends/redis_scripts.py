@@ -68,8 +68,14 @@ ALL: tuple[Script, ...] = (
 )
 
 
-async def load_all(client: aioredis.Redis) -> None:
-    """Load every script in one round trip (at connect, so the first calls find them)."""
+async def load_all(client: aioredis.Redis, *, pipelined: bool = True) -> None:
+    """Load every script (at connect, so the first calls find them): in one round trip, or
+    one call each on a Redis Cluster, which sends SCRIPT LOAD to every master itself (a
+    cluster pipeline only takes commands with keys)."""
+    if not pipelined:
+        for script in ALL:
+            await client.script_load(script.source)
+        return
     pipe = client.pipeline(transaction=False)
     for script in ALL:
         pipe.script_load(script.source)
@@ -84,3 +90,32 @@ async def run(
     except NoScriptError:
         await client.script_load(script.source)
         return await client.evalsha(script.sha, len(keys), *keys, *args)
+
+
+# Milliseconds a write waits for its replicas before it goes on without them.
+WAIT_TIMEOUT_MS = 1000
+
+
+async def run_replicated(
+    client: aioredis.Redis,
+    script: Script,
+    keys: Sequence[str],
+    args: Sequence[Any],
+    *,
+    replicas: int,
+) -> tuple[Any, int]:
+    """Run ``script``, then Redis ``WAIT replicas`` in the same pipeline: WAIT counts the
+    replicas that have this connection's writes, so it must follow the script on the very
+    connection that ran it. Returns the script's answer and how many replicas have it."""
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+        pipe.execute_command("WAIT", replicas, WAIT_TIMEOUT_MS)
+        answer, acknowledged = await pipe.execute(raise_on_error=False)
+        if isinstance(answer, NoScriptError) and attempt == 1:
+            await client.script_load(script.source)
+            continue
+        if isinstance(answer, Exception):
+            raise answer
+        return answer, int(acknowledged)
+    raise AssertionError("unreachable")  # pragma: no cover

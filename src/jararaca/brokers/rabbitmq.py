@@ -22,9 +22,9 @@ from collections.abc import Sequence
 from typing import TypeVar
 from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
+# Imported as a whole (not only its submodules), so that a missing driver fails this import.
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractRobustConnection
 
 from jararaca import settings
 from jararaca.brokers import rabbitmq_dead_letters
@@ -37,6 +37,7 @@ from jararaca.brokers.base import (
 )
 from jararaca.brokers.dead_letters import OverflowNotice
 from jararaca.brokers.rabbitmq_consume import RabbitMQConsumer, start_consumer
+from jararaca.brokers.rabbitmq_hosts import connect_first, host_urls
 from jararaca.brokers.rabbitmq_publish import ConfirmedPublisher
 from jararaca.brokers.rabbitmq_topology import (
     AMQP_FAILURES,
@@ -47,13 +48,14 @@ from jararaca.brokers.rabbitmq_topology import (
 from jararaca.clock import Clock, SystemClock
 from jararaca.errors import BrokerError, CredentialsError
 from jararaca.redaction import redact
+from jararaca.url_hosts import amqp_options
 from jararaca.wire import Envelope
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 
-_OWN_QUERY = frozenset({"exchange", "prefetch_count"})
+_OWN_QUERY = frozenset({"exchange", "prefetch_count", "queue_type", "delivery_limit"})
 DEFAULT_RECONNECT_INTERVAL = 1.0
 # Refused or unreachable (a socket error is an OSError).
 _CONNECT_FAILURES: tuple[type[Exception], ...] = (*AMQP_FAILURES, OSError)
@@ -61,7 +63,8 @@ _CONNECT_FAILURES: tuple[type[Exception], ...] = (*AMQP_FAILURES, OSError)
 
 def driver_url(url: str) -> str:
     """The URL handed to aio-pika: ours minus the query parameters only jararaca reads
-    (``exchange``, ``prefetch_count``), which aio-pika would take for connection options."""
+    (``exchange``, ``prefetch_count``, ``queue_type``, ``delivery_limit``), which aio-pika
+    would take for connection options."""
     parts = urlsplit(url)
     # Filter the raw ``key=value`` items so the ones we keep reach aio-pika byte for byte.
     kept = [
@@ -94,14 +97,20 @@ class RabbitMQBroker:
         self.namespace = namespace
         self.prefetch = prefetch
         self._url = url
+        config = amqp_options(url)
         if dead_letter_max is None:
             dead_letter_max = settings.dead_letter_max()
-        self._names = TopologyNames(namespace, dead_letter_max=dead_letter_max)
+        self._names = TopologyNames(
+            namespace,
+            dead_letter_max=dead_letter_max,
+            queue_type=config.queue_type,
+            delivery_limit=config.delivery_limit,
+        )
         self._overflow = OverflowNotice(self._names.dead_letter_queue, dead_letter_max)
         self._clock: Clock = clock or SystemClock()
         self._connect_timeout = connect_timeout
         self._publish_timeout = publish_timeout
-        self._connection: AbstractRobustConnection | None = None
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._publisher: ConfirmedPublisher | None = None
         self._topology: Topology | None = None
         self._consumers: set[RabbitMQConsumer] = set()
@@ -117,8 +126,10 @@ class RabbitMQBroker:
                 return
             where = redact(self._url)
             try:
-                connection = await aio_pika.connect_robust(
-                    driver_url(self._url),
+                # Each host of the URL in turn; the connection then goes round them on its own
+                # whenever it reconnects (brokers/rabbitmq_hosts.py).
+                connection = await connect_first(
+                    host_urls(driver_url(self._url)),
                     client_properties={"connection_name": self._connection_name()},
                     timeout=self._connect_timeout,
                 )
@@ -255,7 +266,7 @@ class RabbitMQBroker:
     def _discard(self, consumer: RabbitMQConsumer) -> None:
         self._consumers.discard(consumer)
 
-    def _watch(self, connection: AbstractRobustConnection) -> None:
+    def _watch(self, connection: aio_pika.abc.AbstractRobustConnection) -> None:
         """Tell the listeners when ``connection`` is lost and when it is back."""
 
         def lost(_sender: object, exc: BaseException | None = None) -> None:

@@ -64,7 +64,7 @@ async def start_consumer(
                 names.broadcast_queue(queue),
                 exclusive=True,
                 auto_delete=True,
-                arguments=names.queue_arguments(),
+                arguments=names.broadcast_arguments(),
             )
             for key in queue.routing_keys:
                 await amqp_queue.bind(names.exchange, key)
@@ -84,6 +84,8 @@ async def start_consumer(
         await quietly(channel.close())
         if names.is_dead_letter(queue):
             raise names.dead_letter_refused(exc) from None
+        if not queue.broadcast:
+            raise names.queue_refused(names.queue(queue), exc) from None
         raise BrokerError(f"could not consume {queue} on RabbitMQ: {exc!r}") from None
     except AMQP_FAILURES as exc:
         await quietly(channel.close())

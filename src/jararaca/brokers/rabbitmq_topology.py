@@ -10,8 +10,10 @@ For an app whose namespace (``exchange=`` of the broker URL) is ``shop``:
   dead-letter queue whatever its routing key, and keeps that routing key for inspection);
 - ``shop.dead-letter``: durable dead-letter queue bound to ``shop.dlx``, bounded with
   ``x-max-length`` (``JARARACA_DEAD_LETTER_MAX``) and ``x-overflow=drop-head``;
-- ``shop.<name>`` for each ``QueueSpec(name, keys)``: durable classic queue with
-  ``x-dead-letter-exchange=shop.dlx``, bound to ``shop`` with each of ``keys``;
+- ``shop.<name>`` for each ``QueueSpec(name, keys)``: durable queue with
+  ``x-dead-letter-exchange=shop.dlx``, bound to ``shop`` with each of ``keys``; classic, or
+  with ``?queue_type=quorum`` a quorum queue with ``x-delivery-limit`` (and the dead-letter
+  and unrouted queues quorum too: see :mod:`jararaca.brokers.rabbitmq_queue_types`);
 - ``shop.<name>.<random>`` for each consumer of a broadcast spec: exclusive, auto-delete.
 
 Everything is declared on one robust channel, which aio-pika re-declares (with bindings) after
@@ -21,6 +23,7 @@ a reconnection, so a restarted RabbitMQ gets the topology back without our help.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -44,7 +47,14 @@ from aiormq.exceptions import (
 
 from jararaca.brokers.base import UNROUTED, DeadLetter, QueueSpec
 from jararaca.brokers.dead_letters import DEAD_LETTERED_AT, dead_letter_of
-from jararaca.errors import BrokerError, ConfigError
+from jararaca.brokers.rabbitmq_queue_types import (
+    dead_letter_queue_arguments,
+    dead_letter_refused,
+    queue_refused,
+    work_queue_arguments,
+)
+from jararaca.errors import BrokerError, ConfigError, JararacaError
+from jararaca.url_hosts import DEFAULT_DELIVERY_LIMIT
 from jararaca.wire import DEAD_LETTER_REASON, Envelope, format_instant
 
 DEAD_LETTER_QUEUE = "dead-letter"
@@ -66,8 +76,17 @@ AMQP_FAILURES: tuple[type[Exception], ...] = (
 class TopologyNames:
     """Names and arguments of the app's exchanges and queues (pure, no I/O)."""
 
-    def __init__(self, namespace: str, *, dead_letter_max: int) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        *,
+        dead_letter_max: int,
+        queue_type: str = "classic",
+        delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
+    ) -> None:
         self.dead_letter_max = dead_letter_max
+        self.queue_type = queue_type
+        self.delivery_limit = delivery_limit
         self.exchange = namespace
         self.dead_letter_exchange = f"{namespace}.dlx"
         self.dead_letter_queue = f"{namespace}.{DEAD_LETTER_QUEUE}"
@@ -84,27 +103,32 @@ class TopologyNames:
         return f"{self.exchange}.{spec.name}.{uuid.uuid4().hex[:12]}"
 
     def queue_arguments(self) -> dict[str, Any]:
+        """Arguments of a durable work queue (handler, action and unrouted queues)."""
+        type_arguments = work_queue_arguments(self.queue_type, self.delivery_limit)
+        return {"x-dead-letter-exchange": self.dead_letter_exchange, **type_arguments}
+
+    def broadcast_arguments(self) -> dict[str, Any]:
+        # Always classic: a broadcast queue is exclusive to its consumer and dies with it,
+        # which a (replicated) quorum queue cannot be.
         return {"x-dead-letter-exchange": self.dead_letter_exchange}
 
     def dead_letter_arguments(self) -> dict[str, Any]:
         # No dead-letter exchange of its own: a message rejected from it would otherwise loop
         # back into it. Full, it drops its oldest message rather than refuse new ones: a
         # refused dead letter would fail the worker's dead-lettering over and over.
-        return {"x-max-length": self.dead_letter_max, "x-overflow": "drop-head"}
+        bound = {"x-max-length": self.dead_letter_max, "x-overflow": "drop-head"}
+        return {**bound, **dead_letter_queue_arguments(self.queue_type)}
 
-    def dead_letter_refused(self, exc: ChannelPreconditionFailed) -> BrokerError:
+    def queue_refused(self, name: str, exc: ChannelPreconditionFailed) -> JararacaError:
+        """The error for a work queue RabbitMQ has with other arguments."""
+        asked = work_queue_arguments(self.queue_type, self.delivery_limit)
+        return queue_refused(name, exc, asked)
+
+    def dead_letter_refused(self, exc: ChannelPreconditionFailed) -> JararacaError:
         """The error for a dead-letter queue RabbitMQ has with other arguments (typically
         declared before it was bounded): RabbitMQ cannot change a queue's arguments."""
-        return BrokerError(
-            f"RabbitMQ refused to declare the dead-letter queue {self.dead_letter_queue}: it "
-            f"exists with other arguments ({exc}). jararaca declares it with x-max-length="
-            f"{self.dead_letter_max} (JARARACA_DEAD_LETTER_MAX) and x-overflow=drop-head, and "
-            "RabbitMQ cannot change the arguments of an existing queue (a policy does not help: "
-            "RabbitMQ compares the declared arguments). Delete the queue (rabbitmqctl "
-            f"delete_queue {self.dead_letter_queue}; move its messages elsewhere first, e.g. "
-            "with a shovel, if you need them) and jararaca declares it again; if only its "
-            "x-max-length differs, setting JARARACA_DEAD_LETTER_MAX to that value works too"
-        )
+        asked = dead_letter_queue_arguments(self.queue_type)
+        return dead_letter_refused(self.dead_letter_queue, exc, asked, self.dead_letter_max)
 
     def is_dead_letter(self, spec: QueueSpec) -> bool:
         return not spec.broadcast and spec.name == DEAD_LETTER_QUEUE
@@ -217,8 +241,10 @@ class Topology:
         name: str,
         *,
         arguments: dict[str, Any] | None,
-        refused: Callable[[ChannelPreconditionFailed], BrokerError] | None = None,
+        refused: Callable[[ChannelPreconditionFailed], JararacaError] | None = None,
     ) -> AbstractRobustQueue:
+        if refused is None:
+            refused = functools.partial(self.names.queue_refused, name)
         queue = self._queues.get(name)
         if queue is None:
             queue = await self._run(
@@ -236,7 +262,7 @@ class Topology:
         self,
         operation: Awaitable[_T],
         what: str,
-        refused: Callable[[ChannelPreconditionFailed], BrokerError] | None = None,
+        refused: Callable[[ChannelPreconditionFailed], JararacaError] | None = None,
     ) -> _T:
         """``refused`` makes the error for a declaration RabbitMQ refuses (the thing exists
         with other settings), when a generic one would not say what to do."""
