@@ -44,6 +44,27 @@ def dedupe_seconds() -> int:
     return _positive("JARARACA_DEDUPE_SECONDS", DEFAULT_DEDUPE_SECONDS, int, "seconds")
 
 
+DEFAULT_DISPATCH_LEAD_MS = 50
+
+
+def dispatch_lead_seconds() -> float:
+    """``JARARACA_DISPATCH_LEAD_MS``: how long before its instant a beat claims and publishes a
+    cron fire, for the worker to hold until the instant (default 50 ms; 0 publishes at the
+    instant). Claim, publish and delivery then happen before the slot instead of after it."""
+    raw = os.environ.get("JARARACA_DISPATCH_LEAD_MS", "")
+    if not raw:
+        return DEFAULT_DISPATCH_LEAD_MS / 1000
+    try:
+        value = float(raw)
+        if not 0 <= value <= 10_000:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(
+            f"JARARACA_DISPATCH_LEAD_MS={raw!r} is not a number of milliseconds from 0 to 10000"
+        ) from None
+    return value / 1000
+
+
 DEFAULT_RUN_HISTORY = 100
 
 

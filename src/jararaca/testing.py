@@ -105,6 +105,7 @@ class TestScheduler:
             backend=MemoryBackend(store, namespace=self._broker.namespace),
             broker=self._broker,
             heartbeat=False,  # a real-time loop has no place on a fake clock
+            dispatch_lead=0,  # a fire runs when the fake clock reaches it, not held for it
         )
         self.runs: list[ScheduledRun] = []
         self.scheduler.worker.run_listeners.append(self.runs.append)

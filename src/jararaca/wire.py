@@ -23,6 +23,9 @@ PUBLISHED_AT = "x-jararaca-published-at"
 ATTEMPT = "x-jararaca-attempt"
 CATCH_UP = "x-jararaca-catch-up"  # "1" on fires run late after downtime
 SCHEDULE = "x-jararaca-schedule"  # the dynamic schedule a message fire comes from
+# On a fire the beat published ahead of its instant (JARARACA_DISPATCH_LEAD_MS): the worker
+# holds it until then, so that at the instant only the run itself remains to do.
+NOT_BEFORE = "x-jararaca-not-before"
 REPLAY = "x-jararaca-replay"  # set on a dead letter replayed by an operator: a new run of it
 DEAD_LETTER_REASON = "x-jararaca-dead-letter-reason"
 

@@ -238,6 +238,7 @@ class Worker(Service, MessageHandling):
     async def _process(self, handler: HandlerDef | None, delivery: Delivery) -> None:
         with bind_publisher(self.publisher), _span(handler, delivery):
             try:
+                await self._hold(delivery)
                 if handler is None:
                     await self._run_fire(delivery)
                 else:
@@ -253,6 +254,16 @@ class Worker(Service, MessageHandling):
             except Exception:
                 log.exception("processing %s failed; requeueing it", delivery.envelope.message_id)
                 await settle_quietly(delivery.requeue)
+
+    async def _hold(self, delivery: Delivery) -> None:
+        """A fire published ahead of its instant waits for it here (see wire.NOT_BEFORE)."""
+        marked = delivery.envelope.headers.get(wire.NOT_BEFORE)
+        if marked:
+            try:
+                when = wire.parse_instant(marked)
+            except ValueError:
+                return  # unreadable: run now rather than never
+            await self.clock.sleep_until(when)
 
     async def _run_fire(self, delivery: Delivery) -> None:
         envelope = delivery.envelope

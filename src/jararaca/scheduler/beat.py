@@ -14,7 +14,7 @@ import heapq
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from jararaca.backends.base import BeatStore, Claimed, ClaimResult, FireClaim
 from jararaca.backends.records import ScheduleRecord
@@ -28,6 +28,8 @@ from jararaca.registry import ActionDef
 from jararaca.scheduler.fires import fire_id, outgoing_envelope
 from jararaca.scheduler.planning import first_fires, jitter_offset, keep_late, missed_fires
 from jararaca.scheduler.plans import Plan, action_plan, schedule_plan
+from jararaca.settings import dispatch_lead_seconds
+from jararaca.wire import format_instant
 
 log = logging.getLogger("jararaca.beat")
 DELAYED_BATCH = 1000
@@ -55,7 +57,10 @@ class Beat:
         lease_seconds: float = 30.0,
         dynamic_schedules: bool = True,
         telemetry: Telemetry | None = None,
+        dispatch_lead: float | None = None,
     ) -> None:
+        """``dispatch_lead`` (seconds, default ``JARARACA_DISPATCH_LEAD_MS``): how long before
+        its instant a cron fire is claimed and published, marked to be run at the instant."""
         self._static = [action_plan(a) for a in actions]
         self.actions: list[Plan] = list(self._static)
         self._by_id = {p.action_id: p for p in self.actions}
@@ -64,6 +69,7 @@ class Beat:
         self.clock = clock
         self.interval = interval
         self.lease = timedelta(seconds=lease_seconds)
+        self.lead = dispatch_lead_seconds() if dispatch_lead is None else dispatch_lead
         self.stats = BeatStats()
         self.telemetry = telemetry or Telemetry()
         self.wakeup = asyncio.Event()
@@ -187,9 +193,17 @@ class Beat:
         heapq.heappush(self._heap, entry)
 
     def _claim(
-        self, plan: Plan, scheduled_at: datetime, now: datetime, *, catch_up: bool = False
+        self,
+        plan: Plan,
+        scheduled_at: datetime,
+        now: datetime,
+        *,
+        catch_up: bool = False,
+        not_before: datetime | None = None,
     ) -> FireClaim:
         envelope = plan.envelope(scheduled_at, now, catch_up)
+        if not_before is not None:
+            envelope = envelope.with_headers(not_before=format_instant(not_before))
         return FireClaim(envelope.message_id, plan.action_id, scheduled_at, envelope)
 
     async def tick(self) -> datetime:
@@ -241,12 +255,15 @@ class Beat:
 
     def _due_fires(self, now: datetime) -> list[FireClaim]:
         claims: list[FireClaim] = []
+        # Fires due within the lead go now, marked with their instant: the worker holds them
+        # until then, so claim, publish and delivery are done before the slot, not after it.
         # A microsecond of slack: the heap holds float epochs, and turning one back into the
         # datetime the beat sleeps until can round it down by less than a microsecond.
-        stamp = now.timestamp() + 1e-6
+        present = now.timestamp()
+        stamp = present + self.lead + 1e-6
         heap = self._heap
         while heap and heap[0][0] <= stamp:
-            _, action_id, scheduled_at, generation = heapq.heappop(heap)
+            dispatch_at, action_id, scheduled_at, generation = heapq.heappop(heap)
             action = self._by_id.get(action_id)
             if action is None or generation != self._generation.get(action_id, 0):
                 continue  # a dynamic schedule deleted or replaced since this was planned
@@ -272,7 +289,9 @@ class Beat:
                         len(late),
                     )
             else:
-                claims.append(self._claim(action, scheduled_at, now))
+                ahead = dispatch_at > present + 1e-6
+                not_before = datetime.fromtimestamp(dispatch_at, UTC) if ahead else None
+                claims.append(self._claim(action, scheduled_at, now, not_before=not_before))
             self._push(action, upcoming)
         return claims
 
@@ -363,7 +382,8 @@ class Beat:
         await self._refresh_dynamic_plans(now)
         candidates = [now + timedelta(seconds=self.interval)]
         if self._heap:
-            candidates.append(datetime.fromtimestamp(self._heap[0][0], tz=now.tzinfo))
+            lead_at = self._heap[0][0] - self.lead
+            candidates.append(datetime.fromtimestamp(lead_at, tz=now.tzinfo))
         next_due = await self.backend.next_due()
         if next_due is not None:
             candidates.append(next_due)

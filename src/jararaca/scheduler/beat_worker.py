@@ -46,6 +46,7 @@ class BeatWorker(Service):
         heartbeat: bool = True,
         metrics: MetricsConfig | None = None,
         telemetry: Telemetry | None = None,
+        dispatch_lead: float | None = None,
     ) -> None:
         """``metrics`` serves /metrics, /healthz and /readyz; ``telemetry`` is where fires are
         reported when the caller serves them itself (the embedded scheduler)."""
@@ -72,6 +73,7 @@ class BeatWorker(Service):
             clock,
             interval=interval,
             lease_seconds=lease,
+            dispatch_lead=dispatch_lead,
             telemetry=self.telemetry,
         )
         self._heartbeat = (

@@ -41,6 +41,7 @@ class Scheduler(Service):
         broker: Broker | None = None,
         heartbeat: bool = True,
         metrics: MetricsConfig | None = None,
+        dispatch_lead: float | None = None,
     ) -> None:
         super().__init__(graceful_shutdown_seconds=graceful_shutdown_seconds)
         self.clock = clock or SystemClock()
@@ -66,6 +67,7 @@ class Scheduler(Service):
             backend=backend,
             broker=broker,
             heartbeat=False,  # one record for the whole process, below
+            dispatch_lead=dispatch_lead,
             telemetry=self.telemetry,
         )
         self.worker = Worker(
