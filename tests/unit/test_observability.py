@@ -262,3 +262,59 @@ def test_without_opentelemetry_nothing_of_it_is_imported() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_without_an_sdk_the_trace_context_is_passed_on_without_spans() -> None:
+    """opentelemetry-api installed, no SDK: a message carrying a trace is handled with that
+    trace current, and what its handler delays carries it on (no span is made)."""
+    code = textwrap.dedent(
+        """
+        import asyncio
+        from opentelemetry import trace
+        from jararaca import Message, MessageHandler, Microservice, Scheduler, use_publisher
+        from jararaca.messagebus.publisher import message_envelope
+        from jararaca.clock import SystemClock
+
+        TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+        class Ping(Message):
+            MESSAGE_TOPIC = "ping"
+            n: int
+
+        seen = []
+        done = asyncio.Event()
+
+        class Jobs:
+            @MessageHandler(Ping)
+            async def on_ping(self, ping: Ping) -> None:
+                seen.append(f"{trace.get_current_span().get_span_context().trace_id:032x}")
+                if ping.n == 0:
+                    await use_publisher().delay(Ping(n=1), 0.01)
+                else:
+                    done.set()
+
+        async def main() -> None:
+            scheduler = Scheduler(Microservice(controllers=[Jobs]), interval=0.05)
+            stop = asyncio.Event()
+            serving = asyncio.create_task(scheduler.serve(stop))
+            while not scheduler.started:
+                await asyncio.sleep(0.01)
+            envelope = message_envelope(Ping(n=0), now=SystemClock().now())
+            headers = {**envelope.headers, "traceparent": f"00-{TRACE}-b7ad6b7169203331-01"}
+            await scheduler.broker.publish([type(envelope)(
+                envelope.message_id, envelope.routing_key, envelope.body, headers
+            )])
+            await asyncio.wait_for(done.wait(), 10)
+            stop.set()
+            await serving
+            print(" ".join(seen), trace.get_tracer_provider().__class__.__name__)
+
+        asyncio.run(main())
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    assert result.stdout.split() == [trace_id, trace_id, "ProxyTracerProvider"]
