@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, AsyncExitStack
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 from jararaca import wire
@@ -43,6 +43,9 @@ from jararaca.settings import lease_seconds as default_lease_seconds
 from jararaca.worker_messages import MessageHandling, replay_suffix
 
 log = logging.getLogger("jararaca.worker")
+# How long before a held fire's instant the worker asks the backend whether it may run it: its
+# duplicate and overlap checks then take their round trip before the instant, not after it.
+BEGIN_AHEAD = timedelta(milliseconds=5)
 # What the backend does with a fire of each overlap policy while the previous run is alive
 # (allow_all has no overlap key: every fire starts).
 _ON_OVERLAP: dict[OverlapPolicy, OnOverlap] = {
@@ -238,7 +241,8 @@ class Worker(Service, MessageHandling):
     async def _process(self, handler: HandlerDef | None, delivery: Delivery) -> None:
         with bind_publisher(self.publisher), _span(handler, delivery):
             try:
-                await self._hold(delivery)
+                # A fire asks the backend a little before its instant (see _run_fire).
+                await self._hold(delivery, BEGIN_AHEAD if handler is None else timedelta(0))
                 if handler is None:
                     await self._run_fire(delivery)
                 else:
@@ -255,15 +259,12 @@ class Worker(Service, MessageHandling):
                 log.exception("processing %s failed; requeueing it", delivery.envelope.message_id)
                 await settle_quietly(delivery.requeue)
 
-    async def _hold(self, delivery: Delivery) -> None:
-        """A fire published ahead of its instant waits for it here (see wire.NOT_BEFORE)."""
-        marked = delivery.envelope.headers.get(wire.NOT_BEFORE)
-        if marked:
-            try:
-                when = wire.parse_instant(marked)
-            except ValueError:
-                return  # unreadable: run now rather than never
-            await self.clock.sleep_until(when)
+    async def _hold(self, delivery: Delivery, ahead: timedelta = timedelta(0)) -> None:
+        """A fire published ahead of its instant waits here until ``ahead`` before it (see
+        wire.NOT_BEFORE); an unreadable mark is run now rather than never."""
+        when = _not_before(delivery.envelope)
+        if when is not None:
+            await self.clock.sleep_until(when - ahead)
 
     async def _run_fire(self, delivery: Delivery) -> None:
         envelope = delivery.envelope
@@ -309,6 +310,12 @@ class Worker(Service, MessageHandling):
         )
         if start is None:
             return
+        not_before = _not_before(envelope)
+        if not_before is not None:
+            # Begun BEGIN_AHEAD early so that its round trip is done by the instant; user code
+            # still never starts before it.
+            await self.clock.sleep_until(not_before)
+            running = replace(running, started_at=self.clock.now())
         running = replace(running, attempt=start.attempt)
         run = ScheduledRun(action.action_id, scheduled_at, envelope.message_id, start.attempt)
         self.stats.runs_started += 1
@@ -357,6 +364,16 @@ class Worker(Service, MessageHandling):
         self.telemetry.count_message(handler, "dead_lettered")
         log.warning("dead-lettering message %s: %s", delivery.envelope.message_id, reason)
         await delivery.dead_letter(reason)
+
+
+def _not_before(envelope: wire.Envelope) -> datetime | None:
+    marked = envelope.headers.get(wire.NOT_BEFORE)
+    if not marked:
+        return None
+    try:
+        return wire.parse_instant(marked)
+    except ValueError:
+        return None
 
 
 def _span(handler: HandlerDef | None, delivery: Delivery) -> AbstractContextManager[None]:
