@@ -10,7 +10,7 @@ written into what it sends), which costs a header lookup per message instead of 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 
 from opentelemetry import context as otel_context
@@ -27,10 +27,26 @@ Attributes = Mapping[str, str | int]
 FAILED_OUTCOMES = frozenset({"failed", "timed_out", "cancelled", "dead_lettered"})
 
 
-def _recording() -> bool:
-    """Whether the application installed a tracer provider that records spans (an SDK)."""
-    provider = trace.get_tracer_provider()
-    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+class _SdkWatch:
+    """Whether the application installed a tracer provider that records spans (an SDK).
+
+    Asked for every message: a yes is kept (OpenTelemetry sets the global provider once, for
+    good); a no is asked again each time (about 2.5 us), since an application may install its
+    SDK after jararaca started."""
+
+    def __init__(self) -> None:
+        self._installed = False
+
+    def __call__(self) -> bool:
+        if not self._installed:
+            provider = trace.get_tracer_provider()
+            self._installed = not isinstance(provider, _NO_SDK)
+        return self._installed
+
+
+_NO_SDK = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+_recording = _SdkWatch()
+_NOTHING: AbstractContextManager[None] = nullcontext()
 
 
 def _current_context_is_valid() -> bool:
@@ -105,18 +121,28 @@ def dispatching(envelopes: Sequence[Envelope]) -> Iterator[Sequence[Envelope]]:
             span.end()
 
 
+def consuming(
+    name: str, envelope: Envelope, attributes: Attributes
+) -> AbstractContextManager[None]:
+    if _recording():
+        return _consuming_span(name, envelope, attributes)
+    if not _has_context(envelope):
+        return _NOTHING
+    return _carrying(envelope)
+
+
 @contextmanager
-def consuming(name: str, envelope: Envelope, attributes: Attributes) -> Iterator[None]:
-    if not _recording():
-        if not _has_context(envelope):
-            yield
-            return
-        token = otel_context.attach(propagate.extract(envelope.headers))
-        try:
-            yield
-        finally:
-            otel_context.detach(token)
-        return
+def _carrying(envelope: Envelope) -> Iterator[None]:
+    """No SDK: the message's trace context is current, for what its handler sends."""
+    token = otel_context.attach(propagate.extract(envelope.headers))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+@contextmanager
+def _consuming_span(name: str, envelope: Envelope, attributes: Attributes) -> Iterator[None]:
     parent = propagate.extract(envelope.headers) if _has_context(envelope) else None
     with _tracer.start_as_current_span(
         name,

@@ -13,8 +13,8 @@ every helper here returns at once: nothing is imported, nothing is slower.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Literal
 
 from jararaca.wire import Envelope
@@ -31,47 +31,42 @@ def _installed() -> bool:
 
 
 AVAILABLE = _installed()
+# Reused: entering and leaving a nullcontext keeps no state.
+_NOTHING: AbstractContextManager[None] = nullcontext()
 
 
-@contextmanager
 def producing(
     name: str, envelopes: Sequence[Envelope], attributes: Attributes
-) -> Iterator[Sequence[Envelope]]:
-    """One span around sending ``envelopes`` (one message, or a batch); yields them carrying
+) -> AbstractContextManager[Sequence[Envelope]]:
+    """One span around sending ``envelopes`` (one message, or a batch); gives them carrying
     the span's trace context."""
     if not AVAILABLE or not envelopes:
-        yield envelopes
-        return
+        return nullcontext(envelopes)
     from jararaca.observability import otel
 
-    with otel.producing(name, envelopes, attributes) as stamped:
-        yield stamped
+    return otel.producing(name, envelopes, attributes)
 
 
-@contextmanager
-def dispatching(envelopes: Sequence[Envelope]) -> Iterator[Sequence[Envelope]]:
+def dispatching(envelopes: Sequence[Envelope]) -> AbstractContextManager[Sequence[Envelope]]:
     """A ``jararaca.dispatch`` span per envelope the beat publishes, each in its message's
-    trace (a fire starts a trace of its own); yields the envelopes carrying them."""
+    trace (a fire starts a trace of its own); gives the envelopes carrying them."""
     if not AVAILABLE or not envelopes:
-        yield envelopes
-        return
+        return nullcontext(envelopes)
     from jararaca.observability import otel
 
-    with otel.dispatching(envelopes) as stamped:
-        yield stamped
+    return otel.dispatching(envelopes)
 
 
-@contextmanager
-def consuming(name: str, envelope: Envelope, attributes: Attributes) -> Iterator[None]:
+def consuming(
+    name: str, envelope: Envelope, attributes: Attributes
+) -> AbstractContextManager[None]:
     """The span of a run or a handled message, in the trace its envelope carries, current
     while user code runs (its own spans and messages join it)."""
     if not AVAILABLE:
-        yield
-        return
+        return _NOTHING
     from jararaca.observability import otel
 
-    with otel.consuming(name, envelope, attributes):
-        yield
+    return otel.consuming(name, envelope, attributes)
 
 
 def note_outcome(outcome: str, error: BaseException | None = None) -> None:
