@@ -93,9 +93,7 @@ class RedisBackend(RedisDelayedQueue, RedisRunLeases, RedisControl, RedisSchedul
         self._calls: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Semaphore(MAX_CONNECTIONS) if self._cluster else contextlib.nullcontext()
         )
-        self._runs = ScriptBatcher(
-            self._redis, self._failure, pipelined=not self._cluster, calls=self._calls
-        )
+        self._runs = ScriptBatcher(self._redis, self._failure, calls=self._calls)
         self._releases: set[asyncio.Future[None]] = set()
 
     def _failure(self, doing: str, exc: Exception) -> BackendError:

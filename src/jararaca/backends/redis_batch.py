@@ -4,8 +4,8 @@ A worker handles many messages at once, and each makes two small script calls (b
 finish its run). Sent one by one they cost a round trip and a driver call each; calls that
 arrive in the same loop turn instead go out together as one pipeline (one round trip). Each
 script stays atomic on its own: a pipeline without MULTI only batches the network traffic.
-A Redis Cluster client refuses scripts in a pipeline: there the calls go out concurrently,
-one each (``pipelined=False``).
+On a Redis Cluster the pipeline sends each node its share (redis-py routes EVALSHA by its
+keys; its ``evalsha`` pipeline method is refused there, so the command is sent by name).
 """
 
 from __future__ import annotations
@@ -34,12 +34,10 @@ class ScriptBatcher:
         client: Callable[[], aioredis.Redis],
         failure: Callable[[str, Exception], Exception],
         *,
-        pipelined: bool = True,
         calls: contextlib.AbstractAsyncContextManager[Any] | None = None,
     ) -> None:
         self._client = client
         self._failure = failure
-        self._pipelined = pipelined
         self._calls = calls or contextlib.nullcontext()
         self._pending: list[tuple[Script, Sequence[str], Sequence[Any], asyncio.Future[Any]]] = []
 
@@ -68,28 +66,18 @@ class ScriptBatcher:
     ) -> None:
         client = self._client()
         try:
-            if not self._pipelined:
-                results = await asyncio.gather(
-                    *(self._run_one(client, script, keys, args) for script, keys, args, _ in batch),
-                    return_exceptions=True,
-                )
-                self._settle(batch, results)
-                return
-            pipe = client.pipeline(transaction=False)
-            for script, keys, args, _ in batch:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            results = await pipe.execute(raise_on_error=False)
+            async with self._calls:
+                results = await self._pipeline(client, [(s, k, a) for s, k, a, _ in batch])
             if any(isinstance(r, NoScriptError) for r in results):
                 # The script cache was emptied (restart, failover, SCRIPT FLUSH): reload what
                 # is missing and send those calls again.
                 for script in {s.sha: s for s, *_ in batch}.values():
                     await client.script_load(script.source)
                 again = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-                pipe = client.pipeline(transaction=False)
-                for i in again:
-                    script, keys, args, _ = batch[i]
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                for i, result in zip(again, await pipe.execute(raise_on_error=False), strict=True):
+                calls = [batch[i][:3] for i in again]
+                async with self._calls:
+                    retried = await self._pipeline(client, calls)
+                for i, result in zip(again, retried, strict=True):
                     results[i] = result
         except REDIS_FAILURES as exc:
             for script, _, _, future in batch:
@@ -113,12 +101,11 @@ class ScriptBatcher:
             else:
                 future.set_result(result)
 
-    async def _run_one(
-        self, client: aioredis.Redis, script: Script, keys: Sequence[str], args: Sequence[Any]
-    ) -> Any:
-        async with self._calls:
-            try:
-                return await client.evalsha(script.sha, len(keys), *keys, *args)
-            except NoScriptError:
-                await client.script_load(script.source)
-                return await client.evalsha(script.sha, len(keys), *keys, *args)
+    @staticmethod
+    async def _pipeline(
+        client: aioredis.Redis, calls: Sequence[tuple[Script, Sequence[str], Sequence[Any]]]
+    ) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        for script, keys, args in calls:
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        return list(await pipe.execute(raise_on_error=False))
