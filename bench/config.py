@@ -26,6 +26,7 @@ class Profile:
     schedule_counts: tuple[int, ...]  # apps whose actions share crons (about 76 per cron)
     distinct_cron_counts: tuple[int, ...]  # apps whose actions all have crons of their own
     shared_slot_actions: int
+    cluster_burst: int  # redis-cluster: delayed messages of its burst, on each backend
     idle_seconds: float
     throughput_messages: int
     embedded_burst: int
@@ -42,6 +43,7 @@ FULL = Profile(
     schedule_counts=(10_000, 100_000),
     distinct_cron_counts=(100_000,),
     shared_slot_actions=10_000,
+    cluster_burst=100_000,
     idle_seconds=60.0,
     throughput_messages=20_000,
     embedded_burst=100_000,
@@ -58,6 +60,7 @@ QUICK = Profile(
     schedule_counts=(1_000, 10_000),
     distinct_cron_counts=(5_000,),
     shared_slot_actions=500,
+    cluster_burst=5_000,
     idle_seconds=5.0,
     throughput_messages=3_000,
     embedded_burst=10_000,

@@ -8,6 +8,7 @@ processes drain and exit 0), then SIGKILL if one outlives its grace.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from bench.config import ROOT
 
 BEAT_READY = "beat started"
+PROGRESS_LINE = re.compile(r"PROGRESS (\d+)")
 WORKER_READY = "consuming"
 
 
@@ -110,10 +112,17 @@ class Procs:
     def __init__(self) -> None:
         self.all: list[Proc] = []
 
-    def spawn(self, name: str, args: Sequence[str], env: dict[str, str] | None = None) -> Proc:
-        """Run ``python <args>`` from the repository root."""
+    def spawn(
+        self,
+        name: str,
+        args: Sequence[str],
+        env: dict[str, str] | None = None,
+        python: str = sys.executable,
+    ) -> Proc:
+        """Run ``python <args>`` from the repository root (another system's processes run with
+        the python of its own virtualenv: bench.peers)."""
         popen = subprocess.Popen(
-            [sys.executable, *args],
+            [python, *args],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -153,12 +162,14 @@ class Procs:
 
 
 def progress(procs: Sequence[Proc]) -> int:
-    """The sum of the last ``PROGRESS <n>`` line of each process (see bench.recorder)."""
+    """The sum of the last ``PROGRESS <n>`` line of each process (see bench.recorder). A line
+    that only starts so (another write of the process ran into it) is passed over."""
     total = 0
     for proc in procs:
         for line in reversed(proc.lines):
-            if line.startswith("PROGRESS "):
-                total += int(line.split()[1])
+            found = PROGRESS_LINE.fullmatch(line)
+            if found:
+                total += int(found[1])
                 break
     return total
 

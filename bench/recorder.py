@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -42,7 +43,11 @@ class Recorder:
         while True:
             count = len(self.keys)
             if count != shown:
-                print(f"PROGRESS {count}", flush=True)
+                # One write of the whole line: print() writes the text and its newline apart
+                # (two syscalls under PYTHONUNBUFFERED), and the worker's log lines, sent to
+                # the same pipe from its event loop, could land between the two.
+                sys.stdout.write(f"PROGRESS {count}\n")
+                sys.stdout.flush()
                 shown = count
             time.sleep(PROGRESS_PERIOD)
 

@@ -32,6 +32,12 @@ class Section:
     ``id`` is stable and machine-readable, ``<scenario>/<variant>`` (``delayed-burst/10k-batch``):
     targets are matched on it, never on the label, which is for people. ``errors`` holds the
     repeats that could not be measured (a process died, a wait timed out), with why.
+
+    Sections of another system (bench.scenarios.peers) set ``counts_fail`` False: their lost,
+    doubled, missed and bad exits are figures to compare, not failures of jararaca's run; and
+    ``versus``, the id of the jararaca section of the same run that each figure's ratio is
+    taken to. ``cannot`` says what that system cannot do: the section has no runs, is shown as
+    "cannot: <reason>" and is not judged.
     """
 
     scenario: str
@@ -40,6 +46,9 @@ class Section:
     runs: list[Figures] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    counts_fail: bool = True
+    versus: str = ""
+    cannot: str = ""
 
     def __post_init__(self) -> None:
         if not self.id.startswith(f"{self.scenario}/"):
@@ -75,6 +84,9 @@ class Section:
             "runs": self.runs,
             "notes": self.notes,
             "errors": self.errors,
+            "counts_fail": self.counts_fail,
+            "versus": self.versus,
+            "cannot": self.cannot,
         }
 
 
@@ -89,6 +101,9 @@ def from_json(saved: dict[str, Any]) -> Section:
         runs,
         saved.get("notes", []),
         saved.get("errors", []),
+        saved.get("counts_fail", True),
+        saved.get("versus", ""),
+        saved.get("cannot", ""),
     )
 
 

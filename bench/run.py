@@ -3,7 +3,9 @@
     ./scripts/bench                       # the full run (about 20 minutes)
     ./scripts/bench --quick               # short durations, small counts (under 2 minutes)
     ./scripts/bench --only cron-precision --only ceiling
+    ./scripts/bench --only delayed-burst --burst-sizes 10000   # without the 100k bursts
     ./scripts/bench --markdown bench/results/<file>.json   # a saved run as Markdown
+    ./scripts/bench --only peers          # beside Celery and taskiq (not in the full run)
 
 Figures go to bench/results/<UTC timestamp>.json. The exit code is 1 when anything was lost,
 doubled or missed, a benchmark process failed, or a figure could not be measured (see
@@ -44,6 +46,8 @@ def scenarios() -> dict[str, Scenario]:
         embedded,
         embedded_sqlite,
         many_schedules,
+        peers,
+        redis_cluster,
         worker_throughput,
     )
 
@@ -55,6 +59,8 @@ def scenarios() -> dict[str, Scenario]:
         "worker-throughput": worker_throughput.run,
         "embedded": embedded.run,
         embedded_sqlite.SCENARIO: embedded_sqlite.run,
+        redis_cluster.SCENARIO: redis_cluster.run,
+        peers.SCENARIO: peers.run,
     }
 
 
@@ -66,7 +72,12 @@ NAMES = (
     "worker-throughput",
     "embedded",
     "embedded-sqlite",
+    "redis-cluster",
+    "peers",
 )
+# Run only when asked (--only): about 15 minutes, and a virtualenv of its own
+# (./scripts/bench-peers-venv) with Celery and taskiq, which jararaca does not depend on.
+OPT_IN = frozenset({"peers"})
 NEEDS_CEILING = frozenset(t.scenario for t in TARGETS if t.of_ceiling)
 
 
@@ -77,13 +88,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--only", action="append", choices=NAMES, help="run this scenario (repeatable)"
     )
     parser.add_argument("--repeats", type=int, help="override the number of repeats")
+    parser.add_argument(
+        "--burst-sizes",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="delayed-burst sizes instead of the profile's (e.g. 10000: no 100k burst, whose "
+        "single form can take minutes or fail on a loaded machine)",
+    )
     parser.add_argument("--markdown", type=Path, help="print a saved results file as Markdown")
     return parser.parse_args(argv)
 
 
 def chosen(only: list[str] | None) -> list[str]:
     """The scenarios to run, in order; the ceiling joins any scenario compared with it."""
-    names = set(only or NAMES)
+    names = set(only or (n for n in NAMES if n not in OPT_IN))
     if names & NEEDS_CEILING:
         names.add(CEILING_SCENARIO)
     return [n for n in NAMES if n in names]
@@ -108,6 +127,8 @@ def main(argv: list[str]) -> int:
     profile = QUICK if args.quick else FULL
     if args.repeats:
         profile = replace(profile, repeats=args.repeats, slow_repeats=args.repeats)
+    if args.burst_sizes:
+        profile = replace(profile, burst_sizes=tuple(args.burst_sizes))
     names = chosen(args.only)
     if args.only and CEILING_SCENARIO in names and CEILING_SCENARIO not in args.only:
         print("note: the ceiling runs too: a figure of this run is compared with it", flush=True)

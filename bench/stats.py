@@ -42,13 +42,21 @@ class Records:
 
     @classmethod
     def load(cls, paths: Iterable[Path]) -> Records:
+        """bench.recorder's files, or bench.peers.peer_recorder's JSON lines (``.jsonl``)."""
         keys: list[str | int] = []
         due: list[float] = []
         start: list[float] = []
         for path in paths:
             if not path.exists():
                 continue
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            if path.suffix == ".jsonl":
+                lines = [json.loads(line) for line in text.splitlines() if line]
+                keys += [line["key"] for line in lines]
+                due += [line["due"] for line in lines]
+                start += [line["start"] for line in lines]
+                continue
+            data = json.loads(text)
             keys += data["keys"]
             due += data["due"]
             start += data["start"]

@@ -5,13 +5,17 @@ A run **fails** (``Verdict.exit_code`` 1) when any of these holds, each reported
 
 - *lost*, *doubled*, *missed*, *bad exit*: a failure count (``lost``, ``doubled``,
   ``missed``, ``bad_exits``: a benchmark process that did not exit 0) is above 0 in any run
-  of any section, whether or not a target names it;
+  of any section, whether or not a target names it (except in the sections of another
+  system, bench.scenarios.peers, whose counts are figures to compare: ``counts_fail`` False);
 - *unmeasurable*: a scenario raised; a repeat of a section raised (a process died, a wait
   timed out); a section has no run; a figure is NaN, infinite or None in a run, or missing
   from a run that its other runs have; two sections share an id; a target's figure is absent
   from its section; a target relative to the ceiling meets a section but the ceiling was not
-  measured in the same run (or is not a positive number).
+  measured in the same run (or is not a positive number); a target relative to a baseline
+  section meets its section but the baseline section is not in the same run, had a repeat
+  fail, or its median of the figure is not a number.
 
+A section of what another system cannot do (``cannot``) has no figures and is not judged.
 Timing targets that are not met are reported (status "not met") and do not fail the run.
 """
 
@@ -64,8 +68,9 @@ class TargetVerdict:
     target: Target
     status: str  # MET, NOT_MET, NOT_RUN or UNMEASURABLE
     value: float  # NaN unless judged
-    limit: float  # for a target relative to the ceiling: the fraction times the ceiling
+    limit: float  # for a target relative to the ceiling or a baseline: computed in this run
     reason: str = ""
+    baseline: float = math.nan  # the baseline section's median of the figure, when it has one
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +81,8 @@ class TargetVerdict:
             "op": self.target.op,
             "value": self.value,
             "limit": self.limit,
+            "baseline_section": self.target.baseline,
+            "baseline": self.baseline,
             "status": self.status,
             "reason": self.reason,
         }
@@ -116,6 +123,8 @@ def section_problems(section: Section) -> list[Problem]:
     def problem(figure: str, kind: str, reason: str) -> Problem:
         return Problem(section.scenario, section.id, figure, kind, reason)
 
+    if section.cannot:
+        return []  # a peer's missing feature: no figures to judge (bench.scenarios.peers)
     found = [problem("", UNMEASURABLE, error) for error in section.errors]
     total = len(section.runs) + len(section.errors)
     if not section.runs:
@@ -130,7 +139,7 @@ def section_problems(section: Section) -> list[Problem]:
             value = run[name]
             if not measurable(value):
                 found.append(problem(name, UNMEASURABLE, f"{value} in {of}"))
-            elif name.startswith(WORST_OF) and value > 0:
+            elif name.startswith(WORST_OF) and value > 0 and section.counts_fail:
                 kind = next(KINDS[k] for k in WORST_OF if name.startswith(k))
                 found.append(problem(name, kind, f"{value:g} in {of}"))
     return found
@@ -157,6 +166,23 @@ def _holds(value: float, op: str, limit: float) -> bool:
     }[op]
 
 
+def baseline_of(target: Target, sections: Sequence[Section]) -> tuple[float | None, str]:
+    """The median of the target's figure in its baseline section of this run, or None and
+    why not. A baseline with a failed repeat is not used: the comparison is only fair between
+    sections measured alike (their repeats alternate)."""
+    assert target.baseline is not None
+    found = [s for s in sections if s.scenario == target.scenario and s.id == target.baseline]
+    if not found:
+        return None, f"its baseline section {target.baseline} was not run in this run"
+    section = found[0]
+    if section.errors:
+        return None, f"{len(section.errors)} run(s) of its baseline section {section.id} failed"
+    value = section.median.get(target.figure, math.nan)
+    if not measurable(value):
+        return None, f"{target.figure} of its baseline section {section.id} is {value}"
+    return value, ""
+
+
 def judge_target(
     target: Target, sections: Sequence[Section], ceiling: float | None, ceiling_note: str
 ) -> TargetVerdict:
@@ -165,23 +191,29 @@ def judge_target(
     if not matching:
         return TargetVerdict(target, NOT_RUN, math.nan, target.limit, "no such section in this run")
     section = matching[0]
-    limit = target.limit
+    limit, baseline = target.limit, math.nan
     if target.of_ceiling:
         if ceiling is None:
             return TargetVerdict(target, UNMEASURABLE, math.nan, math.nan, ceiling_note)
         limit = target.limit * ceiling
+    if target.baseline is not None:
+        found, why = baseline_of(target, sections)
+        if found is None:
+            return TargetVerdict(target, UNMEASURABLE, math.nan, math.nan, why)
+        limit, baseline = target.limit_from(found), found
     if not any(target.figure in run for run in section.runs):
         why = "no run completed" if not section.runs else "its section has no such figure"
-        return TargetVerdict(target, UNMEASURABLE, math.nan, limit, why)
+        return TargetVerdict(target, UNMEASURABLE, math.nan, limit, why, baseline)
     value = section.median.get(target.figure, math.nan)
     if not measurable(value):
-        return TargetVerdict(target, UNMEASURABLE, math.nan, limit, f"the figure is {value}")
+        why = f"the figure is {value}"
+        return TargetVerdict(target, UNMEASURABLE, math.nan, limit, why, baseline)
     if section.errors:
         # The figure of the runs that completed is shown, but judged it is not.
         why = f"{len(section.errors)} run(s) of its section failed"
-        return TargetVerdict(target, UNMEASURABLE, value, limit, why)
+        return TargetVerdict(target, UNMEASURABLE, value, limit, why, baseline)
     status = MET if _holds(value, target.op, limit) else NOT_MET
-    return TargetVerdict(target, status, value, limit)
+    return TargetVerdict(target, status, value, limit, baseline=baseline)
 
 
 def judge(

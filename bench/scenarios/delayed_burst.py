@@ -5,6 +5,11 @@ worker's handler records each message's start and ``MessageContext.due_at``; Red
 for when the beat had dispatched everything (bench.dispatch_watch). The single-call form of
 the largest burst is timed without draining it (``enqueue_only``): draining does not depend
 on how the messages were enqueued, and it would add minutes to the run.
+
+Each batch burst also has a ``-metrics`` section: the same with ``--metrics-port`` on beat and
+worker, both scraped every second during the drain (bench.scrape). Its repeats alternate with
+the plain section's (off, on, off, on, ...) so that both see the same load on the shared
+machine; the cost of metrics is judged between the two (bench.targets).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from bench.namespace import Namespace
 from bench.procs import Proc, Procs, stop_all, wait_progress
 from bench.procstat import CpuWindow, RssSampler, find_pid
 from bench.results import Section, count_id
+from bench.scrape import Scraper, free_ports, metrics_args
 from bench.stats import Figures, Records, lateness_ms
 
 APP = "bench.apps.burst_app:app"
@@ -48,17 +54,32 @@ def enqueue_only(count: int, form: str) -> Figures:
     return {"enqueue_rate": enqueued["rate"]}
 
 
-def burst(count: int, form: str) -> Figures:
+def burst(
+    count: int, form: str, metrics: bool = False, keep: list[Records] | None = None
+) -> Figures:
+    """One repeat; with ``metrics``, beat and worker serve /metrics and are scraped from their
+    readiness until the drain ends (the extra figure ``scrapes``). ``keep`` receives the
+    worker's records (for the charts of bench.scenarios.peers)."""
     ns = Namespace("burst")
+    beat_port, worker_port = free_ports(2) if metrics else (None, None)
     with tempfile.TemporaryDirectory(prefix="bench-burst-") as tmp, Procs() as procs:
         out = Path(tmp) / "worker.json"
         try:
-            beat = procs.jararaca("beat", APP, ns.broker_url, ns.backend_url)
+            beat = procs.jararaca(
+                "beat", APP, ns.broker_url, ns.backend_url, *metrics_args(beat_port)
+            )
             worker = procs.jararaca(
-                "worker", APP, ns.broker_url, ns.backend_url, env={"BENCH_OUT": str(out)}
+                "worker",
+                APP,
+                ns.broker_url,
+                ns.backend_url,
+                *metrics_args(worker_port),
+                env={"BENCH_OUT": str(out)},
             )
             beat.wait_ready()
             worker.wait_ready()
+            scraper = Scraper([p for p in (beat_port, worker_port) if p is not None])
+            scraper.start()
             memory = {p.name.split("-")[0]: RssSampler(p.pid) for p in (beat, worker)}
             for sampler in memory.values():
                 sampler.start()
@@ -68,6 +89,8 @@ def burst(count: int, form: str) -> Figures:
             watch.start()
             busy = drain(beat, worker, count, due)
             emptied = watch.stop()
+            if metrics:
+                busy["scrapes"] = scraper.stop()
             spent = emptied - due if emptied else math.nan
             busy["dispatched_after_due_s"] = spent
             busy["dispatch_rate"] = count / spent if spent > 0 else math.nan
@@ -75,9 +98,12 @@ def burst(count: int, form: str) -> Figures:
             figures.update(busy)
             figures["bad_exits"] = stop_all([worker, beat])
         finally:
+            scraper.stop()
             procs.close()
             ns.cleanup(app)
         records = Records.load([out])
+    if keep is not None:
+        keep.append(records)
     return {**burst_figures(count, due, enqueued, records), **figures}
 
 
@@ -115,13 +141,28 @@ def run(profile: Profile) -> list[Section]:
     largest = max(profile.burst_sizes)
     for count in profile.burst_sizes:
         repeats = profile.burst_repeats_large if count >= 100_000 else profile.repeats
-        for form in ("batch", "single"):
-            only = form == "single" and count == largest and count >= 100_000
-            label = f"{count:,} messages, {form} enqueue" + (" (enqueue only)" if only else "")
-            variant = f"{count_id(count)}-{form}" + ("-enqueue-only" if only else "")
-            section_id = f"delayed-burst/{variant}"
-            section = Section("delayed-burst", section_id, label)
-            for _ in range(repeats):
-                section.measure(enqueue_only if only else burst, count, form)
-            sections.append(section)
+        batch = Section("delayed-burst", f"delayed-burst/{count_id(count)}-batch", label(count))
+        batch_metrics = Section(
+            "delayed-burst",
+            f"{batch.id}-metrics",
+            f"{label(count)}, --metrics-port, scraped every second",
+        )
+        for _ in range(repeats):
+            batch.measure(burst, count, "batch")
+            batch_metrics.measure(burst, count, "batch", metrics=True)
+        sections += [batch, batch_metrics]
+        only = count == largest and count >= 100_000
+        variant = f"{count_id(count)}-single" + ("-enqueue-only" if only else "")
+        single = Section(
+            "delayed-burst",
+            f"delayed-burst/{variant}",
+            label(count, "single") + (" (enqueue only)" if only else ""),
+        )
+        for _ in range(repeats):
+            single.measure(enqueue_only if only else burst, count, "single")
+        sections.append(single)
     return sections
+
+
+def label(count: int, form: str = "batch") -> str:
+    return f"{count:,} messages, {form} enqueue"

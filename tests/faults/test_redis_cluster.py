@@ -2,20 +2,16 @@
 contract suite (tests/contract, its "redis-cluster" kind) runs against it, and the shards
 really are spread over the masters.
 
-The cluster runs on loopback ports of its own, each node in its own folder under the test's
-temporary directory, and is stopped by pid."""
+The cluster (tests.faults.redis_cluster) runs on loopback ports of its own, each node in its own
+folder under the test's temporary directory, and is stopped by pid."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from redis.asyncio.cluster import RedisCluster
@@ -23,7 +19,7 @@ from redis.asyncio.cluster import RedisCluster
 from jararaca.backends.redis import RedisBackend
 from jararaca.clock import SystemClock
 from jararaca.wire import Envelope
-from tests.faults.servers import wait_port
+from tests.faults.redis_cluster import PrivateRedisCluster, missing_binaries
 from tests.integration.cluster import ROOT
 from tests.services import require_service
 
@@ -31,66 +27,11 @@ PORTS = (7395, 7396, 7397)
 SHARDS = 4
 
 
-class PrivateRedisCluster:
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.processes: list[subprocess.Popen[bytes]] = []
-        nodes = ",".join(f"127.0.0.1:{port}" for port in PORTS)
-        self.url = f"redis+cluster://{nodes}?shards={SHARDS}"
-
-    def start(self) -> None:
-        for port in PORTS:
-            folder = self.workdir / str(port)
-            folder.mkdir()
-            command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
-            command += ["--cluster-enabled", "yes", "--save", "", "--appendonly", "no"]
-            command += ["--dir", str(folder), "--cluster-config-file", "nodes.conf"]
-            self.processes.append(
-                subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            )
-            wait_port(port, up=True, timeout=20, what=f"cluster node {port}")
-        create = ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in PORTS)]
-        create += ["--cluster-replicas", "0", "--cluster-yes"]
-        subprocess.run(create, check=True, capture_output=True, timeout=60)
-        for port in PORTS:
-            # --cluster create returns once the slots are assigned; each node says "ok" once
-            # it has heard of the others.
-            self._wait_ok(port)
-
-    @staticmethod
-    def _wait_ok(port: int) -> None:
-        deadline = time.monotonic() + 20
-        while True:
-            info = subprocess.run(
-                ["redis-cli", "-p", str(port), "cluster", "info"],
-                check=False,
-                capture_output=True,
-                text=True,
-                timeout=10,
-            ).stdout
-            if "cluster_state:ok" in info:
-                return
-            assert time.monotonic() < deadline, f"cluster node {port} never got ready: {info}"
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedisCluster]:
-    for binary in ("redis-server", "redis-cli"):
-        if shutil.which(binary) is None:
-            require_service(f"{binary} (to run a private Redis Cluster)", 1)
-    cluster = PrivateRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    for binary in missing_binaries():
+        require_service(f"{binary} (to run a private Redis Cluster)", 1)
+    cluster = PrivateRedisCluster(tmp_path_factory.mktemp("redis-cluster"), PORTS, SHARDS)
     try:
         cluster.start()
         yield cluster

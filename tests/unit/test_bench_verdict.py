@@ -8,7 +8,8 @@ import math
 import pytest
 from bench.results import Section, count_id
 from bench.stats import Figures
-from bench.targets import CEILING_SECTION, TARGETS, Target
+from bench.table import limit
+from bench.targets import CEILING_SECTION, PLUS, TARGETS, Target
 from bench.verdict import MET, NOT_MET, NOT_RUN, UNMEASURABLE, judge
 
 BURST = "delayed-burst/10k-batch"
@@ -168,5 +169,109 @@ def test_ids_belong_to_their_scenario() -> None:
 def test_the_real_targets_are_well_formed() -> None:
     assert len({(t.section, t.figure) for t in TARGETS}) == len(TARGETS)
     assert [t.section for t in TARGETS if t.of_ceiling] == ["delayed-burst/10k-batch"]
+    assert {(t.section, t.baseline) for t in TARGETS if t.baseline} == {
+        ("delayed-burst/10k-batch-metrics", "delayed-burst/10k-batch"),
+        ("cron-precision/1-beat-1-worker-metrics", "cron-precision/1-beat-1-worker"),
+        ("redis-cluster/burst-cluster", "redis-cluster/burst-plain"),
+    }
     assert count_id(100_000) == "100k"
     assert count_id(2_500) == "2500"
+
+
+# The cost of metrics: a section measured with --metrics-port against the same section without,
+# both of the same run.
+METRICS = f"{BURST}-metrics"
+DRAIN_COST = Target(
+    "delayed-burst", METRICS, "drain_rate", ">=", 0.95, "drain cost", baseline=BURST
+)
+CRON = "cron-precision/1-beat-1-worker"
+P50_COST = Target(
+    "cron-precision",
+    f"{CRON}-metrics",
+    "late_p50_ms",
+    "<=",
+    1,
+    "p50 cost",
+    baseline=CRON,
+    relation=PLUS,
+)
+
+
+def metrics_section(*runs: Figures) -> Section:
+    return Section("delayed-burst", METRICS, "10,000 messages, batch, metrics", list(runs))
+
+
+def cron_sections(p50_off: float, p50_on: float) -> list[Section]:
+    def run(p50: float) -> Figures:
+        return {"late_p50_ms": p50, "missed": 0, "doubled": 0, "bad_exits": 0}
+
+    return [
+        Section("cron-precision", CRON, "off", [run(p50_off)]),
+        Section("cron-precision", f"{CRON}-metrics", "on", [run(p50_on), run(p50_on)]),
+    ]
+
+
+def test_a_cost_within_the_bound_of_its_baseline_is_met() -> None:
+    off = burst_section(burst(drain_rate=2_000.0), burst(drain_rate=2_200.0))
+    on = metrics_section(burst(drain_rate=2_050.0, scrapes=40))
+    verdict = judge([off, on], targets=[DRAIN_COST])
+    assert verdict.ok
+    [judged] = verdict.targets
+    assert judged.status == MET
+    assert judged.baseline == 2_100.0  # the baseline section's median
+    assert judged.limit == pytest.approx(1_995.0)
+    assert limit(judged) == ">= 1,995 (0.95 x 10k-batch 2,100; measured 0.976 x)"
+    assert judged.to_json()["baseline_section"] == BURST
+
+
+def test_a_cost_beyond_the_bound_is_not_met_and_does_not_fail() -> None:
+    on = metrics_section(burst(drain_rate=1_900.0))
+    verdict = judge([burst_section(burst()), on], targets=[DRAIN_COST])
+    assert verdict.ok
+    assert [(t.status, t.limit) for t in verdict.targets] == [(NOT_MET, 0.95 * 2_300.0)]
+
+
+@pytest.mark.parametrize(("p50_on", "status"), [(6.2, MET), (6.4, NOT_MET)])
+def test_a_plus_target_adds_its_limit_to_the_baseline(p50_on: float, status: str) -> None:
+    verdict = judge(cron_sections(5.3, p50_on), targets=[P50_COST])
+    [judged] = verdict.targets
+    assert judged.status == status
+    assert judged.limit == pytest.approx(6.3)
+    assert limit(judged).startswith("<= 6.3 (1-beat-1-worker 5.3 + 1; measured +")
+
+
+def test_a_missing_baseline_section_is_unmeasurable() -> None:
+    verdict = judge([metrics_section(burst())], targets=[DRAIN_COST])
+    assert verdict.exit_code == 1
+    [judged] = verdict.targets
+    assert judged.status == UNMEASURABLE
+    assert f"baseline section {BURST} was not run" in judged.reason
+    [problem] = verdict.problems
+    assert (problem.section, problem.figure) == (METRICS, "drain_rate")
+    assert limit(judged) == ">= 0.95 x 10k-batch"
+
+
+@pytest.mark.parametrize("broken", ["nan", "failed repeat"])
+def test_an_unmeasured_baseline_is_unmeasurable(broken: str) -> None:
+    off = burst_section(burst(drain_rate=math.nan) if broken == "nan" else burst())
+    if broken == "failed repeat":
+        off.errors.append("BenchError: beat-0 exited (1) before readiness line")
+    verdict = judge([off, metrics_section(burst())], targets=[DRAIN_COST])
+    assert verdict.targets[0].status == UNMEASURABLE
+    assert "baseline section" in verdict.targets[0].reason
+    assert not verdict.ok
+
+
+def test_a_section_without_its_baseline_target_section_is_not_run() -> None:
+    verdict = judge([burst_section(burst())], targets=[DRAIN_COST])
+    assert verdict.ok
+    assert verdict.targets[0].status == NOT_RUN
+
+
+def test_a_baseline_is_of_the_same_scenario_and_not_the_section_itself() -> None:
+    with pytest.raises(ValueError, match="is not of"):
+        Target("delayed-burst", METRICS, "drain_rate", ">=", 1, "x", baseline=CRON)
+    with pytest.raises(ValueError, match="baseline of its own"):
+        Target("delayed-burst", METRICS, "drain_rate", ">=", 1, "x", baseline=METRICS)
+    with pytest.raises(ValueError, match="relation"):
+        Target("delayed-burst", METRICS, "drain_rate", ">=", 1, "x", baseline=BURST, relation="x")
