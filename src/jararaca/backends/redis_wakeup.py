@@ -9,11 +9,14 @@ import logging
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 log = logging.getLogger("jararaca.backends.redis")
 
 _LISTEN_BACKOFF_CAP = 5.0  # seconds between two resubscription attempts, at most
+# How long stop() waits for the listener to end before cutting its connection, and after.
+_STOP_SECONDS = 2.0
 
 
 class WakeupChannel:
@@ -28,6 +31,8 @@ class WakeupChannel:
         self._name = name
         self._events: set[asyncio.Event] = set()
         self._task: asyncio.Task[None] | None = None
+        self._pubsub: PubSub | None = None  # the subscription held now, if any
+        self._stopping = False
 
     def add(self, event: asyncio.Event, *, connected: bool) -> None:
         self._events.add(event)
@@ -45,14 +50,30 @@ class WakeupChannel:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return  # no loop yet: the backend's connect() starts it
+        self._stopping = False
         self._task = loop.create_task(self._listen(), name=self._name)
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._stopping = True
+        if task is None or task.done():
+            return
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=_STOP_SECONDS)
+        if not done:
+            # redis-py can swallow a cancellation that lands at an unlucky moment of a read
+            # (redis/redis-py#2028): cut the subscription's connection, so that the read fails
+            # and the listener, seeing it is stopping, returns.
+            pubsub = self._pubsub
+            if pubsub is not None and pubsub.connection is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.connection.disconnect(nowait=True)
+            done, _ = await asyncio.wait({task}, timeout=_STOP_SECONDS)
+        if not done:
+            log.warning("the wake-up listener on Redis %s did not stop; left behind", self._where)
+            return
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            task.result()
 
     def _wake_all(self) -> None:
         for event in list(self._events):
@@ -66,8 +87,9 @@ class WakeupChannel:
     async def _listen(self) -> None:
         """Hold the subscription; resubscribe with backoff on failure."""
         failing, delay = False, 0.0
-        while True:
+        while not self._stopping:
             pubsub = self._client().pubsub(ignore_subscribe_messages=True)
+            self._pubsub = pubsub
             try:
                 await pubsub.subscribe(self._channel)
                 if pubsub.connection is not None:
@@ -82,6 +104,8 @@ class WakeupChannel:
                     if message.get("type") == "message":
                         self._wake_all()
             except Exception as exc:  # whatever broke, wake-ups must come back
+                if self._stopping:
+                    return
                 if not failing:
                     log.warning(
                         "lost the wake-up channel on Redis %s (%s); retrying with backoff",
@@ -92,6 +116,7 @@ class WakeupChannel:
             finally:
                 if pubsub.connection is not None:
                     pubsub.connection.deregister_connect_callback(self._on_reconnect)
+                self._pubsub = None
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated upstream
             delay = min(_LISTEN_BACKOFF_CAP, max(0.1, delay * 2))
