@@ -62,6 +62,7 @@ def burst(
     worker's records (for the charts of bench.scenarios.peers)."""
     ns = Namespace("burst")
     beat_port, worker_port = free_ports(2) if metrics else (None, None)
+    scraper = Scraper([p for p in (beat_port, worker_port) if p is not None])
     with tempfile.TemporaryDirectory(prefix="bench-burst-") as tmp, Procs() as procs:
         out = Path(tmp) / "worker.json"
         try:
@@ -78,7 +79,6 @@ def burst(
             )
             beat.wait_ready()
             worker.wait_ready()
-            scraper = Scraper([p for p in (beat_port, worker_port) if p is not None])
             scraper.start()
             memory = {p.name.split("-")[0]: RssSampler(p.pid) for p in (beat, worker)}
             for sampler in memory.values():
