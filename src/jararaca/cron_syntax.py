@@ -21,9 +21,9 @@ from cronsim import CronSim, CronSimError
 
 from jararaca.errors import CronError
 
-__all__ = ["ParsedExpression", "parse_expression"]
+__all__ = ["MACROS", "ParsedExpression", "parse_expression"]
 
-_MACROS = {
+MACROS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
     "@monthly": "0 0 1 * *",
@@ -75,9 +75,9 @@ def parse_expression(expr: str) -> ParsedExpression:
 def _normalize(expr: str) -> str:
     """The 5- or 6-field text: macros expanded, field count checked."""
     if expr.startswith("@"):
-        fields = _MACROS.get(expr.lower())
+        fields = MACROS.get(expr.lower())
         if fields is None:
-            names = ", ".join(_MACROS)
+            names = ", ".join(MACROS)
             raise CronError(f"invalid cron expression {expr!r}: unknown macro (use one of {names})")
         return fields
     parts = expr.split()

@@ -11,18 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from jararaca.control.text import relative, seconds
+from jararaca.cron_syntax import MACROS
 
 __all__ = ["cron_in_words", "relative", "seconds", "utc"]
 
-_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
 _DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _DAY_ABBREVIATIONS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 _MONTHS = (
@@ -102,7 +94,7 @@ def _sub_daily(second: int, minute: str, hour: str) -> str | None:
 
 def cron_in_words(expression: str) -> str | None:
     """The common forms of a 5- or 6-field cron expression in words, or ``None``."""
-    fields = _MACROS.get(expression.strip().lower(), expression).split()
+    fields = MACROS.get(expression.strip().lower(), expression).split()
     if len(fields) == 6:
         second_field, rest = fields[0], fields[1:]
         if all(f == "*" for f in rest):
