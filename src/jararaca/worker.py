@@ -241,10 +241,14 @@ class Worker(Service, MessageHandling):
     async def _process(self, handler: HandlerDef | None, delivery: Delivery) -> None:
         with bind_publisher(self.publisher), _span(handler, delivery):
             try:
-                # A fire asks the backend a little before its instant (see _run_fire).
-                await self._hold(delivery, BEGIN_AHEAD if handler is None else timedelta(0))
+                # A fire published ahead of its instant (wire.NOT_BEFORE) waits here; a fire
+                # asks the backend a little before the instant (see _run_fire), a message at it.
+                not_before = _not_before(delivery.envelope)
+                if not_before is not None:
+                    ahead = BEGIN_AHEAD if handler is None else timedelta(0)
+                    await self.clock.sleep_until(not_before - ahead)
                 if handler is None:
-                    await self._run_fire(delivery)
+                    await self._run_fire(delivery, not_before)
                 else:
                     await self._run_message(handler, delivery)
             except asyncio.CancelledError:
@@ -259,14 +263,7 @@ class Worker(Service, MessageHandling):
                 log.exception("processing %s failed; requeueing it", delivery.envelope.message_id)
                 await settle_quietly(delivery.requeue)
 
-    async def _hold(self, delivery: Delivery, ahead: timedelta = timedelta(0)) -> None:
-        """A fire published ahead of its instant waits here until ``ahead`` before it (see
-        wire.NOT_BEFORE); an unreadable mark is run now rather than never."""
-        when = _not_before(delivery.envelope)
-        if when is not None:
-            await self.clock.sleep_until(when - ahead)
-
-    async def _run_fire(self, delivery: Delivery) -> None:
+    async def _run_fire(self, delivery: Delivery, not_before: datetime | None) -> None:
         envelope = delivery.envelope
         action = self._actions_by_id.get(envelope.headers.get(wire.ACTION, ""))
         if action is None:
@@ -310,7 +307,6 @@ class Worker(Service, MessageHandling):
         )
         if start is None:
             return
-        not_before = _not_before(envelope)
         if not_before is not None:
             # Begun BEGIN_AHEAD early so that its round trip is done by the instant; user code
             # still never starts before it.
@@ -367,6 +363,7 @@ class Worker(Service, MessageHandling):
 
 
 def _not_before(envelope: wire.Envelope) -> datetime | None:
+    """The instant a fire was published ahead of; an unreadable mark runs now, not never."""
     marked = envelope.headers.get(wire.NOT_BEFORE)
     if not marked:
         return None
