@@ -41,7 +41,7 @@ def private_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Privat
 
 
 def _slots(cluster: Cluster) -> Counter[int]:
-    return Counter(int(r[1].rsplit("@", 1)[1]) // 1000 for r in cluster.records("RUN"))
+    return Counter(int(r[1].rsplit("@", 1)[1]) // 1000 for r in cluster.records("RUNALL"))
 
 
 def _delivered(cluster: Cluster) -> Counter[str]:
@@ -64,7 +64,7 @@ def test_one_beat_and_two_workers_run_everything_once_on_a_sharded_cluster(
 ) -> None:
     cluster = Cluster("redis-cluster", redis_url=private_cluster.url)
     try:
-        beat = cluster.start("beat", "--actions", "tick")
+        beat = cluster.start("beat", "--actions", "tick_all")
         workers = [cluster.start("worker", "--groups", "ticks,pings") for _ in range(2)]
         for process in [beat, *workers]:
             cluster.wait_ready(process)
