@@ -4,7 +4,6 @@ backend's delayed queue); ``use_publisher()`` returns the one bound to the curre
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -17,6 +16,7 @@ from jararaca.clock import Clock, SystemClock
 from jararaca.errors import ConfigError, PublisherNotBoundError
 from jararaca.messagebus.context import bind_sender, bound_sender
 from jararaca.messagebus.message import Message
+from jararaca.messagebus.message_ids import new_message_id
 from jararaca.observability import tracing
 from jararaca.policies import PayloadPolicy, TimePolicy, check_enqueue_options
 from jararaca.settings import max_message_bytes
@@ -149,7 +149,7 @@ def message_envelope(
             f"{limit:,}-byte limit: send a reference (an id, a URL) instead of the data, or "
             "raise JARARACA_MAX_MESSAGE_BYTES"
         )
-    return wire.Envelope(message_id=uuid.uuid4().hex, routing_key=topic, body=body, headers=headers)
+    return wire.Envelope(message_id=new_message_id(), routing_key=topic, body=body, headers=headers)
 
 
 def _delay(seconds: object) -> timedelta:
