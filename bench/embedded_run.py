@@ -3,6 +3,7 @@
     python -m bench.embedded_run cron SECONDS       # bench.apps.cron_app for SECONDS
     python -m bench.embedded_run burst COUNT FORM   # COUNT BenchPing due at one instant
 
+The scheduler serves as under ``jararaca scheduler`` (``own_process=True``).
 ``cron`` prints ``READY <epoch>`` once serving and ``STOP <epoch>`` when told to stop.
 ``burst`` enqueues through ``connect("memory://")`` (the same in-process store), waits until
 the handler saw every message, and prints one JSON line (enqueue rate, due instant, RSS).
@@ -28,7 +29,7 @@ LEAD_RATE = 20_000  # assumed enqueue rate (msg/s), to pick a due instant after 
 
 async def cron(seconds: float) -> None:
     stop = asyncio.Event()
-    serving = asyncio.create_task(Scheduler(cron_app.app).serve(stop))
+    serving = asyncio.create_task(Scheduler(cron_app.app).serve(stop, own_process=True))
     await asyncio.sleep(0.5)
     print(f"READY {time.time()}", flush=True)
     await asyncio.sleep(seconds)
@@ -39,7 +40,7 @@ async def cron(seconds: float) -> None:
 
 async def burst(count: int, form: str) -> None:
     stop = asyncio.Event()
-    serving = asyncio.create_task(Scheduler(burst_app.app).serve(stop))
+    serving = asyncio.create_task(Scheduler(burst_app.app).serve(stop, own_process=True))
     await asyncio.sleep(0.5)
     due = time.time() + 2 + count / LEAD_RATE
     async with connect("memory://", "memory://") as publisher:

@@ -95,7 +95,7 @@ async def _cron(seconds: float, db: Path) -> None:
 
     stop = asyncio.Event()
     serving = asyncio.create_task(
-        Scheduler(cron_app.app, backend_url=f"sqlite:///{db}").serve(stop)
+        Scheduler(cron_app.app, backend_url=f"sqlite:///{db}").serve(stop, own_process=True)
     )
     await asyncio.sleep(0.5)
     print(f"READY {time.time()}", flush=True)
@@ -114,7 +114,9 @@ async def _burst(count: int, form: str, db: Path) -> None:
 
     url = f"sqlite:///{db}"
     stop = asyncio.Event()
-    serving = asyncio.create_task(Scheduler(burst_app.app, backend_url=url).serve(stop))
+    serving = asyncio.create_task(
+        Scheduler(burst_app.app, backend_url=url).serve(stop, own_process=True)
+    )
     await asyncio.sleep(0.5)
     due = time.time() + 2 + count / LEAD_RATE
     async with connect(backend_url=url) as publisher:

