@@ -114,6 +114,25 @@ async def test_unroutable_messages_wait_in_the_unrouted_queue(broker: Broker) ->
     assert orders.ids == ["m2"]
 
 
+async def test_a_binding_made_after_a_publish_routes_the_next_one(broker: Broker) -> None:
+    # Routes worked out for a routing key must follow bindings that change afterwards.
+    await broker.publish([env("before")])  # no queue yet: unrouted
+    await broker.declare([ORDERS])
+    orders = Inbox()
+    await broker.consume(ORDERS, orders)
+    await broker.publish([env("after")])
+    await orders.wait_for(1)
+    more = QueueSpec("handler.orders", ("orders.created", "orders.paid"))
+    await broker.declare([more])
+    await broker.publish([env("paid", "orders.paid")])
+    await orders.wait_for(2)
+    unrouted = Inbox()
+    await broker.consume(UNROUTED, unrouted)
+    await unrouted.wait_for(1)
+    assert orders.ids == ["after", "paid"]
+    assert unrouted.ids == ["before"]
+
+
 async def test_messages_wait_in_a_durable_queue_for_a_later_consumer(
     make_broker: BrokerFactory,
 ) -> None:

@@ -196,12 +196,11 @@ class TrackingBroker(MemoryBroker):
         self._handoff = handoff
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        ours = self._consumed_queues()
         for envelope in envelopes:
-            # Publishing to memory queues never yields to the loop, so no consumer takes a
-            # copy between the two counts: the difference is what was queued for ours.
-            before = self.undelivered()
-            await super().publish([envelope])
-            self._handoff.published(envelope, self.undelivered() - before)
+            # One copy per queue it went to that one of our consumers takes from.
+            copies = sum(1 for queue in self._put(envelope) if id(queue) in ours)
+            self._handoff.published(envelope, copies)
 
     async def consume(
         self, queue: QueueSpec, callback: DeliveryCallback, *, prefetch: int | None = None

@@ -67,19 +67,41 @@ class _Queue:
 
 @dataclass
 class _Exchange:
+    """The queues of one namespace. Queues and bindings change through :meth:`add`,
+    :meth:`bind` and :meth:`remove` only, which forget the routes worked out so far."""
+
     dead_letter_max: int
     queues: dict[str, _Queue] = field(default_factory=dict)
     dead: _Queue = field(init=False)
+    # routing key -> its queues: matching every binding's pattern cost microseconds per
+    # message, and bindings change only when consumers come and go.
+    _routes: dict[str, list[_Queue]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.dead = _Queue(DEAD_LETTER_QUEUE, (), max_length=self.dead_letter_max)
 
     def route(self, routing_key: str) -> list[_Queue]:
-        return [
-            q
-            for q in self.queues.values()
-            if any(topic_matches(p, routing_key) for p in q.routing_keys)
-        ]
+        found = self._routes.get(routing_key)
+        if found is None:
+            found = self._routes[routing_key] = [
+                q
+                for q in self.queues.values()
+                if any(topic_matches(p, routing_key) for p in q.routing_keys)
+            ]
+        return found
+
+    def add(self, queue: _Queue) -> _Queue:
+        self.queues[queue.name] = queue
+        self._routes.clear()
+        return queue
+
+    def bind(self, queue: _Queue, routing_keys: tuple[str, ...]) -> None:
+        queue.routing_keys = tuple(dict.fromkeys(queue.routing_keys + routing_keys))
+        self._routes.clear()
+
+    def remove(self, name: str) -> None:
+        self.queues.pop(name, None)
+        self._routes.clear()
 
 
 _EXCHANGES: dict[str, _Exchange] = {}
@@ -172,7 +194,7 @@ class _MemoryConsumer:
         if self in self.queue.consumers:
             self.queue.consumers.remove(self)
         if self.owns_queue:
-            self.exchange.queues.pop(self.queue.name, None)
+            self.exchange.remove(self.queue.name)
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
@@ -221,18 +243,25 @@ class MemoryBroker:
                 continue
             existing = self._exchange.queues.get(spec.name)
             if existing is None:
-                self._exchange.queues[spec.name] = _Queue(spec.name, spec.routing_keys)
+                self._exchange.add(_Queue(spec.name, spec.routing_keys))
             elif set(spec.routing_keys) - set(existing.routing_keys):
-                existing.routing_keys = tuple(
-                    dict.fromkeys(existing.routing_keys + spec.routing_keys)
-                )
+                self._exchange.bind(existing, spec.routing_keys)
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         for envelope in envelopes:
-            # Like RabbitMQ's alternate exchange: what no queue is bound to is kept, unrouted.
-            targets = self._exchange.route(envelope.routing_key) or [self._unrouted()]
-            for queue in targets:
-                queue.put(envelope)
+            self._put(envelope)
+
+    def _put(self, envelope: Envelope) -> list[_Queue]:
+        """Queue ``envelope`` wherever it is routed; returns those queues."""
+        # Like RabbitMQ's alternate exchange: what no queue is bound to is kept, unrouted.
+        targets = self._exchange.route(envelope.routing_key) or [self._unrouted()]
+        for queue in targets:
+            queue.put(envelope)
+        return targets
+
+    def _consumed_queues(self) -> set[int]:
+        """The queues (by identity) this broker's consumers take from."""
+        return {id(consumer.queue) for consumer in self._consumers}
 
     def add_connection_listener(self, listener: ConnectionListener) -> None:
         del listener  # an in-process exchange is never disconnected
@@ -243,7 +272,7 @@ class MemoryBroker:
     def _unrouted(self) -> _Queue:
         queues = self._exchange.queues
         if UNROUTED.name not in queues:
-            queues[UNROUTED.name] = _Queue(UNROUTED.name, ())
+            return self._exchange.add(_Queue(UNROUTED.name, ()))
         return queues[UNROUTED.name]
 
     async def dead_letter(self, envelope: Envelope, reason: str) -> None:
@@ -256,7 +285,7 @@ class MemoryBroker:
         exchange = self._exchange
         if queue.broadcast:
             private = _Queue(f"{queue.name}.{uuid.uuid4().hex[:12]}", queue.routing_keys)
-            exchange.queues[private.name] = private
+            exchange.add(private)
             target, owns = private, True
         elif queue.name == DEAD_LETTER_QUEUE:
             target, owns = exchange.dead, False

@@ -75,10 +75,11 @@ class Publisher:
     async def delay_many(self, items: Iterable[tuple[Message, float]]) -> list[str]:
         """Enqueue many messages (no idempotency keys) in one backend round trip."""
         now = self.clock.now()
+        limit = max_message_bytes()
         entries = []
         for message, seconds in items:
             due = now + _delay(seconds)
-            entries.append((message_envelope(message, now=now, due=due), due))
+            entries.append((message_envelope(message, now=now, due=due, limit=limit), due))
         envelopes = [envelope for envelope, _ in entries]
         with tracing.producing("jararaca.delay", envelopes, {}) as stamped:
             dues = [due for _, due in entries]
@@ -124,9 +125,11 @@ def task_id_for_key(idempotency_key: str) -> str:
 
 
 def message_envelope(
-    message: Message, *, now: datetime, due: datetime | None = None
+    message: Message, *, now: datetime, due: datetime | None = None, limit: int | None = None
 ) -> wire.Envelope:
-    """The wire form of a message: its JSON body, topic and ``x-jararaca-*`` headers."""
+    """The wire form of a message: its JSON body, topic and ``x-jararaca-*`` headers.
+    ``limit``: the largest body (``JARARACA_MAX_MESSAGE_BYTES``, read here when not given:
+    a batch reads it once)."""
     if not isinstance(message, Message):
         raise ConfigError(
             f"expected a jararaca Message to send, got {type(message).__qualname__}: "
@@ -142,7 +145,7 @@ def message_envelope(
     if due is not None:
         headers[wire.DUE_AT] = wire.format_instant(due)
     body = message.model_dump_json().encode("utf-8")
-    limit = max_message_bytes()
+    limit = max_message_bytes() if limit is None else limit
     if len(body) > limit:
         raise ConfigError(
             f"{type(message).__qualname__} is {len(body):,} bytes of JSON, over the "

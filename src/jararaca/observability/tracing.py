@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Literal
+from typing import Literal, Protocol
 
 from jararaca.wire import Envelope
 
@@ -31,6 +31,40 @@ def _installed() -> bool:
 
 
 AVAILABLE = _installed()
+
+
+class _Spans(Protocol):
+    """What this module asks of :mod:`jararaca.observability.otel`."""
+
+    def producing(
+        self, name: str, envelopes: Sequence[Envelope], attributes: Attributes
+    ) -> AbstractContextManager[Sequence[Envelope]]: ...
+
+    def dispatching(
+        self, envelopes: Sequence[Envelope]
+    ) -> AbstractContextManager[Sequence[Envelope]]: ...
+
+    def consuming(
+        self, name: str, envelope: Envelope, attributes: Attributes
+    ) -> AbstractContextManager[None]: ...
+
+    def note_outcome(self, outcome: str, error: BaseException | None) -> None: ...
+
+
+_otel: _Spans | None = None
+
+
+def _spans() -> _Spans:
+    """The OpenTelemetry side, imported on first use and kept: an import statement in each
+    helper cost about a microsecond per message (its look-up in ``sys.modules``)."""
+    global _otel
+    if _otel is None:
+        from jararaca.observability import otel
+
+        _otel = otel
+    return _otel
+
+
 # Reused: entering and leaving a nullcontext keeps no state.
 _NOTHING: AbstractContextManager[None] = nullcontext()
 
@@ -42,9 +76,7 @@ def producing(
     the span's trace context."""
     if not AVAILABLE or not envelopes:
         return nullcontext(envelopes)
-    from jararaca.observability import otel
-
-    return otel.producing(name, envelopes, attributes)
+    return _spans().producing(name, envelopes, attributes)
 
 
 def dispatching(envelopes: Sequence[Envelope]) -> AbstractContextManager[Sequence[Envelope]]:
@@ -52,9 +84,7 @@ def dispatching(envelopes: Sequence[Envelope]) -> AbstractContextManager[Sequenc
     trace (a fire starts a trace of its own); gives the envelopes carrying them."""
     if not AVAILABLE or not envelopes:
         return nullcontext(envelopes)
-    from jararaca.observability import otel
-
-    return otel.dispatching(envelopes)
+    return _spans().dispatching(envelopes)
 
 
 def consuming(
@@ -64,14 +94,10 @@ def consuming(
     while user code runs (its own spans and messages join it)."""
     if not AVAILABLE:
         return _NOTHING
-    from jararaca.observability import otel
-
-    return otel.consuming(name, envelope, attributes)
+    return _spans().consuming(name, envelope, attributes)
 
 
 def note_outcome(outcome: str, error: BaseException | None = None) -> None:
     """Mark the current run's span with how it ended (an error status when it failed)."""
     if AVAILABLE:
-        from jararaca.observability import otel
-
-        otel.note_outcome(outcome, error)
+        _spans().note_outcome(outcome, error)

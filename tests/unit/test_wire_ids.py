@@ -1,15 +1,18 @@
 """Message ids are UUIDs of version 7: unique, and in the order they were made (so that the
-keys stored under them land beside each other in a B-tree)."""
+keys stored under them land beside each other in a B-tree); instants in headers are UTC text."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from jararaca.messagebus import message_ids
 from jararaca.messagebus.message_ids import new_message_id
+from jararaca.wire import format_instant, parse_instant
 
 
 def test_ids_are_version_7_uuids_in_hex() -> None:
@@ -44,3 +47,12 @@ def test_a_full_millisecond_borrows_the_next_one_instead_of_repeating(
     assert made == sorted(made) and len(set(made)) == len(made)
     assert int(made[0][:12], 16) == frozen
     assert int(made[-1][:12], 16) == frozen + 1
+
+
+def test_an_instant_is_written_in_utc_whatever_its_zone_and_whatever_came_first() -> None:
+    utc = datetime(2026, 3, 1, 12, 0, 0, 123_000, tzinfo=UTC)
+    paris = utc.astimezone(ZoneInfo("Europe/Paris"))
+    # Equal instants share one cache entry: each form must give the UTC text.
+    assert format_instant(paris) == "2026-03-01T12:00:00.123Z"
+    assert format_instant(utc) == "2026-03-01T12:00:00.123Z"
+    assert parse_instant(format_instant(paris)) == utc
