@@ -30,6 +30,7 @@ class Profile:
     idle_seconds: float
     throughput_messages: int
     embedded_burst: int
+    pending_messages: int  # million-pending: delayed messages pending a day ahead
 
 
 FULL = Profile(
@@ -47,6 +48,7 @@ FULL = Profile(
     idle_seconds=60.0,
     throughput_messages=20_000,
     embedded_burst=100_000,
+    pending_messages=1_000_000,
 )
 
 QUICK = Profile(
@@ -64,4 +66,5 @@ QUICK = Profile(
     idle_seconds=5.0,
     throughput_messages=3_000,
     embedded_burst=10_000,
+    pending_messages=20_000,
 )

@@ -46,6 +46,7 @@ def scenarios() -> dict[str, Scenario]:
         embedded,
         embedded_sqlite,
         many_schedules,
+        million_pending,
         peers,
         redis_cluster,
         worker_throughput,
@@ -59,6 +60,7 @@ def scenarios() -> dict[str, Scenario]:
         "worker-throughput": worker_throughput.run,
         "embedded": embedded.run,
         embedded_sqlite.SCENARIO: embedded_sqlite.run,
+        million_pending.SCENARIO: million_pending.run,
         redis_cluster.SCENARIO: redis_cluster.run,
         peers.SCENARIO: peers.run,
     }
@@ -72,6 +74,7 @@ NAMES = (
     "worker-throughput",
     "embedded",
     "embedded-sqlite",
+    "million-pending",
     "redis-cluster",
     "peers",
 )

@@ -71,6 +71,7 @@ MANY_DISTINCT = ("many-schedules", "many-schedules/100k-distinct-crons")
 EMBEDDED = ("embedded", "embedded/burst-100k-batch")
 SQLITE_CRON = ("embedded-sqlite", "embedded-sqlite/cron")
 SQLITE_BURST = ("embedded-sqlite", "embedded-sqlite/burst-100k-batch")
+MILLION = ("million-pending", "million-pending/1000k-pending")
 RSS = RSS_BOUND_MIB
 
 TARGETS = (
@@ -117,6 +118,8 @@ TARGETS = (
     Target(*EMBEDDED, "drain_rate", ">=", 20_000, "embedded burst 100k: drain >= 20,000 msg/s"),
     Target(*SQLITE_CRON, "late_p99_ms", "<=", 10, "embedded SQLite: cron p99 <= 10 ms"),
     Target(*SQLITE_BURST, "drain_rate", ">=", 10_000, "SQLite burst 100k: drain >= 10,000 msg/s"),
+    Target(*MILLION, "lost", "==", 0, "1M pending: every probe delivered"),
+    Target(*MILLION, "beat_rss_peak_mib", "<=", RSS, f"1M pending: beat RSS <= {RSS:.0f} MiB"),
     # redis-cluster (bench.scenarios.redis_cluster): its section ids carry no count, so this
     # is judged in the quick run as in the full one, always against plain Redis of that run.
     Target(
