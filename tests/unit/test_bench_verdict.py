@@ -168,7 +168,10 @@ def test_ids_belong_to_their_scenario() -> None:
 
 def test_the_real_targets_are_well_formed() -> None:
     assert len({(t.section, t.figure) for t in TARGETS}) == len(TARGETS)
-    assert [t.section for t in TARGETS if t.of_ceiling] == ["delayed-burst/10k-batch"]
+    assert [t.section for t in TARGETS if t.of_ceiling] == [
+        "delayed-burst/10k-batch",
+        "worker-throughput/1-worker",
+    ]
     assert {(t.section, t.baseline) for t in TARGETS if t.baseline} == {
         ("delayed-burst/10k-batch-metrics", "delayed-burst/10k-batch"),
         ("cron-precision/1-beat-1-worker-metrics", "cron-precision/1-beat-1-worker"),
