@@ -3,9 +3,11 @@ keys stored under them land beside each other in a B-tree); instants in headers 
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 import uuid
 from datetime import UTC, datetime
+from multiprocessing.queues import Queue
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -56,3 +58,22 @@ def test_an_instant_is_written_in_utc_whatever_its_zone_and_whatever_came_first(
     assert format_instant(paris) == "2026-03-01T12:00:00.123Z"
     assert format_instant(utc) == "2026-03-01T12:00:00.123Z"
     assert parse_instant(format_instant(paris)) == utc
+
+
+def _make_one_id(out: Queue[str]) -> None:
+    out.put(new_message_id())
+
+
+def test_a_child_forked_while_the_id_lock_was_held_still_makes_ids() -> None:
+    out: Queue[str] = multiprocessing.get_context("fork").Queue()
+    with message_ids._lock:  # another thread of the parent is inside new_message_id()
+        child = multiprocessing.get_context("fork").Process(target=_make_one_id, args=(out,))
+        child.start()
+    try:
+        made = out.get(timeout=20)  # a child stuck on the inherited lock would never answer
+        child.join(20)
+    finally:
+        if child.is_alive():
+            child.kill()
+    assert child.exitcode == 0
+    assert uuid.UUID(made).version == 7
