@@ -245,6 +245,28 @@ async def test_skip_records_the_overlapping_fire_as_skipped(backend: Backend) ->
     assert await outcomes(backend) == {1: "running", 2: "skipped_overlap"}
 
 
+async def test_a_missed_slot_waiting_to_run_goes_before_new_skip_fires(backend: Backend) -> None:
+    """A caught-up slot waits ("wait") while the fire that held the mark runs; once it ended,
+    a new fire of a skip action must not take the free mark before the waiting slot, or a
+    seconds cron whose fires arrive whenever the mark is free keeps it waiting for ever."""
+    await begin(backend, 1, T0, "skip")
+    t = T0 + timedelta(seconds=3)
+    assert (await begin(backend, 2, t, "wait")).status is RunStatus.WAITING  # caught up
+    await finish(backend, 1, t)
+    newer = await begin(backend, 3, t, "skip")
+    assert (newer.status, newer.busy_until) == (RunStatus.OVERLAP, t + LEASE)
+    assert (await begin(backend, 2, t, "wait")) == RunStart(RunStatus.STARTED, 1)
+    t2 = t + timedelta(seconds=1)
+    await finish(backend, 2, t2)
+    assert (await begin(backend, 4, t2, "skip")) == RunStart(RunStatus.STARTED, 1)
+    assert await outcomes(backend) == {
+        1: "succeeded",
+        2: "succeeded",
+        3: "skipped_overlap",
+        4: "running",
+    }
+
+
 async def test_wait_records_nothing_and_starts_waiting_fires_in_order(backend: Backend) -> None:
     """buffer_all (and catch-up): every overlapping fire waits; the earliest goes first."""
     await begin(backend, 1, T0, "wait")

@@ -72,7 +72,11 @@ def overlap_decision(
         return RunStatus.WAITING, blocked_until
 
     if on_overlap == "skip":
-        return (RunStatus.OVERLAP, mark.lease_ms) if holding else None
+        if holding:
+            return RunStatus.OVERLAP, mark.lease_ms
+        # A missed slot waits to run (catch-up): it goes first, or fires arriving whenever the
+        # mark is free could keep it waiting for ever (it looks again only every second).
+        return None if my_turn else (RunStatus.OVERLAP, blocked_until)
     if on_overlap == "wait":
         return wait() if holding or not my_turn else None
     if on_overlap == "wait_one":

@@ -111,6 +111,10 @@ if overlap then
     if mode == 'skip' then
       if holding then
         return skip(m[2])
+      elseif not my_turn then
+        -- A missed slot waits to run (catch-up): it goes first, or fires arriving whenever
+        -- the mark is free could keep it waiting for ever.
+        return skip(blocked_until)
       end
     elseif mode == 'wait' then
       if holding or not my_turn then
