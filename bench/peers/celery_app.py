@@ -19,7 +19,6 @@ due (no broker-side delay with classic queues).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -29,7 +28,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import before_task_publish, worker_ready
 
-from bench.peers.peer_recorder import READY_LINE, RECORDER
+from bench.peers.peer_recorder import READY_LINE, RECORDER, print_enqueued
 
 PREFIX = os.environ.get("BENCH_PEER_PREFIX", "bench-peer-celery")
 INTERVALS = {"every_second": 1.0, "every_2s": 2.0, "every_5s": 5.0}
@@ -83,13 +82,7 @@ def enqueue(count: int, due: float) -> None:
     for n in range(count):
         ping.apply_async((n, due), eta=eta)
     seconds = time.perf_counter() - began
-    result = {
-        "count": count,
-        "seconds": seconds,
-        "rate": count / seconds,
-        "finished_at": time.time(),
-    }
-    print(json.dumps(result), flush=True)
+    print_enqueued(count, seconds)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["enqueue"]:

@@ -54,3 +54,14 @@ class PeerRecorder:
 
 
 RECORDER = PeerRecorder()
+
+
+def print_enqueued(count: int, seconds: float) -> None:
+    """The enqueue's one result line, as bench.enqueue prints jararaca's."""
+    result = {
+        "count": count,
+        "seconds": seconds,
+        "rate": count / seconds,
+        "finished_at": time.time(),
+    }
+    print(json.dumps(result), flush=True)

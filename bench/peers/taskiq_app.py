@@ -20,7 +20,6 @@ broker's delayed-message-exchange plugin is the other way; this RabbitMQ has non
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import time
@@ -30,7 +29,7 @@ from taskiq import Context, TaskiqDepends, TaskiqEvents, TaskiqMiddleware, Taski
 from taskiq.schedule_sources import LabelScheduleSource
 from taskiq_aio_pika import AioPikaBroker, Exchange, Queue
 
-from bench.peers.peer_recorder import READY_LINE, RECORDER
+from bench.peers.peer_recorder import READY_LINE, RECORDER, print_enqueued
 
 PREFIX = os.environ.get("BENCH_PEER_PREFIX", "bench-peer-taskiq")
 INTERVALS = {"every_second": 1, "every_2s": 2, "every_5s": 5}
@@ -95,13 +94,7 @@ async def enqueue(count: int, due: float) -> None:
     await asyncio.gather(*(lane() for _ in range(min(LANES, count))))
     seconds = time.perf_counter() - began
     await broker.shutdown()
-    result = {
-        "count": count,
-        "seconds": seconds,
-        "rate": count / seconds,
-        "finished_at": time.time(),
-    }
-    print(json.dumps(result), flush=True)
+    print_enqueued(count, seconds)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["enqueue"]:

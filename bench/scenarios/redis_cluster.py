@@ -139,13 +139,11 @@ def run(profile: Profile) -> list[Section]:
     missing = missing_binaries()
     if missing:
         raise BenchError(f"{', '.join(missing)} not found: cannot start a private Redis Cluster")
-    with tempfile.TemporaryDirectory(prefix="bench-redis-cluster-") as tmp:
-        cluster = PrivateRedisCluster(Path(tmp), PORTS, SHARDS)
-        try:
-            cluster.start()
-            return _measure(profile, cluster, REDIS_URL)
-        finally:
-            cluster.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-redis-cluster-") as tmp,
+        PrivateRedisCluster(Path(tmp), PORTS, SHARDS).running() as cluster,
+    ):
+        return _measure(profile, cluster, REDIS_URL)
 
 
 def _measure(profile: Profile, cluster: PrivateRedisCluster, plain_url: str) -> list[Section]:

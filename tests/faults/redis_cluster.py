@@ -13,6 +13,8 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
@@ -77,6 +79,15 @@ class PrivateRedisCluster:
             with redis.Redis(port=port, socket_timeout=10) as node:
                 found[port] = sorted(key.decode() for key in node.scan_iter(count=1000))
         return found
+
+    @contextmanager
+    def running(self) -> Iterator[PrivateRedisCluster]:
+        """Started, and stopped when the block ends (also when starting failed half-way)."""
+        try:
+            self.start()
+            yield self
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         for process in self.processes:

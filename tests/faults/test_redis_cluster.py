@@ -32,11 +32,8 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateR
     for binary in missing_binaries():
         require_service(f"{binary} (to run a private Redis Cluster)", 1)
     cluster = PrivateRedisCluster(tmp_path_factory.mktemp("redis-cluster"), PORTS, SHARDS)
-    try:
-        cluster.start()
+    with cluster.running():
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def test_the_backend_contract_holds_on_a_sharded_redis_cluster(

@@ -33,11 +33,8 @@ def private_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Privat
         require_service(f"{binary} (to run a private Redis Cluster)", 1)
     require_rabbitmq()
     cluster = PrivateRedisCluster(tmp_path_factory.mktemp("cluster-processes"), PORTS, SHARDS)
-    try:
-        cluster.start()
+    with cluster.running():
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def _slots(cluster: Cluster) -> Counter[int]:
