@@ -341,6 +341,34 @@ async def test_deliveries_held_when_the_consumer_is_cancelled_can_still_be_acked
     assert queue.declaration_result.consumer_count == 0
 
 
+async def test_acks_sent_together_never_settle_a_delivery_still_in_progress(
+    make_broker: BrokerFactory, raw: AbstractRobustConnection
+) -> None:
+    """Acks of one loop turn go out as one ``multiple`` ack where they can (see
+    brokers.rabbitmq_acks): RabbitMQ must see exactly the deliveries that were acked."""
+    require_rabbitmq()
+    broker = make_broker(prefetch=10)
+    await broker.declare([ORDERS])
+    inbox = Inbox(settle=hold)
+    await broker.consume(ORDERS, inbox)
+    await broker.publish([envelope(f"m{i}") for i in range(10)])
+    await inbox.wait_for(10)
+    held = {d.envelope.message_id: d for d in inbox.deliveries}
+    # m1-m3 behind m0 (still running), then m4 requeued, then m0 with m5-m8: m9 runs on.
+    await asyncio.gather(*(held[f"m{i}"].ack() for i in (1, 2, 3)))
+    await held["m4"].requeue()
+    await inbox.wait_for(11)  # m4 again, held
+    await asyncio.gather(*(held[f"m{i}"].ack() for i in (0, 5, 6, 7, 8)))
+    await broker.close()  # the channel closes: what is unacked goes back to the queue
+    channel = await raw.channel()
+    queue = await channel.declare_queue(f"{broker.namespace}.handler.orders", passive=True)
+    back = []
+    while (message := await queue.get(fail=False)) is not None:
+        back.append(message.message_id or "")
+        await message.ack()
+    assert sorted(back) == ["m4", "m9"]
+
+
 async def test_close_is_idempotent_and_safe_before_connect(make_broker: BrokerFactory) -> None:
     require_rabbitmq()
     never = make_broker()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
 
 from aio_pika.abc import (
     AbstractIncomingMessage,
@@ -22,6 +21,7 @@ from aio_pika.abc import (
 from aiormq.exceptions import ChannelPreconditionFailed
 
 from jararaca.brokers.base import DeliveryCallback, QueueSpec
+from jararaca.brokers.rabbitmq_acks import AckBatcher
 from jararaca.brokers.rabbitmq_topology import AMQP_FAILURES, TopologyNames, envelope_from_message
 from jararaca.errors import BrokerError
 from jararaca.wire import Envelope
@@ -112,6 +112,7 @@ class RabbitMQConsumer:
         self._queue = queue
         self._callback = callback
         self._tag: str | None = None
+        self.acks = AckBatcher()
         self._unsettled = 0
         self._cancelled = False
         self._closed = False
@@ -144,6 +145,8 @@ class RabbitMQConsumer:
             await quietly(message.nack(requeue=True))
             return
         self._unsettled += 1
+        if message.delivery_tag is not None:
+            self.acks.delivered(message.channel, message.delivery_tag)
         delivery = RabbitMQDelivery(self, message, envelope_from_message(message))
         try:
             await self._callback(delivery)
@@ -183,11 +186,11 @@ class RabbitMQDelivery:
 
     async def ack(self) -> None:
         self._claim()
-        await self._send("ack", self._message.ack)
+        await self._send("ack", self._ack)
 
     async def requeue(self) -> None:
         self._claim()
-        await self._send("requeue", partial(self._message.nack, requeue=True))
+        await self._send("requeue", self._requeue)
 
     async def dead_letter(self, reason: str) -> None:
         """RabbitMQ's own dead-lettering (reject without requeue) cannot add a header, and the
@@ -200,9 +203,21 @@ class RabbitMQDelivery:
         try:
             await self._consumer.dead_letter(self._envelope, reason)
         except BrokerError:
-            await self._send("requeue", partial(self._message.nack, requeue=True))
+            await self._send("requeue", self._requeue)
             raise
-        await self._send("ack", self._message.ack)
+        await self._send("ack", self._ack)
+
+    async def _ack(self) -> None:
+        tag = self._message.delivery_tag
+        if tag is None:
+            await self._message.ack()
+        else:  # with the consumer's other acks of this loop turn
+            await self._consumer.acks.ack(self._message.channel, tag)
+
+    async def _requeue(self) -> None:
+        if self._message.delivery_tag is not None:
+            self._consumer.acks.forget(self._message.channel, self._message.delivery_tag)
+        await self._message.nack(requeue=True)
 
     def _claim(self) -> None:
         if self._settled:
