@@ -369,6 +369,40 @@ async def test_acks_sent_together_never_settle_a_delivery_still_in_progress(
     assert sorted(back) == ["m4", "m9"]
 
 
+async def test_a_consumer_whose_queue_is_deleted_declares_it_again_and_goes_on(
+    make_broker: BrokerFactory, raw: AbstractRobustConnection
+) -> None:
+    """RabbitMQ cancels the consumers of a deleted queue (so it does when a quorum queue's
+    leader moves): the consumer declares and binds its queue again and consumes it again."""
+    require_rabbitmq()
+    broker = make_broker()
+    await broker.declare([ORDERS])
+    inbox = Inbox()
+    await broker.consume(ORDERS, inbox)
+    await broker.publish([envelope("m1")])
+    await inbox.wait_for(1)
+    name = f"{broker.namespace}.handler.orders"
+    deleting = await raw.channel()
+    await deleting.queue_delete(name)  # by hand, by mistake
+
+    async def consumed_again() -> bool:
+        channel = await raw.channel()  # a passive declare of a missing queue closes it
+        try:
+            queue = await channel.declare_queue(name, passive=True)
+        except ChannelClosed:
+            return False
+        await channel.close()
+        return queue.declaration_result.consumer_count == 1
+
+    deadline = time.monotonic() + WAIT
+    while not await consumed_again():
+        assert time.monotonic() < deadline, "the consumer did not come back"
+        await asyncio.sleep(0.05)
+    await broker.publish([envelope("m2")])
+    await inbox.wait_for(2)
+    assert inbox.ids == ["m1", "m2"]
+
+
 async def test_close_is_idempotent_and_safe_before_connect(make_broker: BrokerFactory) -> None:
     require_rabbitmq()
     never = make_broker()

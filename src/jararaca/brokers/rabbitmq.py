@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Sequence
+from functools import partial
 from typing import TypeVar
 from urllib.parse import unquote, unquote_plus, urlsplit, urlunsplit
 
@@ -216,6 +217,7 @@ class RabbitMQBroker:
             callback,
             prefetch=prefetch or self.prefetch,
             dead_letter=self.dead_letter,
+            redeclare=partial(self._declare_again, queue),
             on_cancel=self._discard,
         )
         self._consumers.add(consumer)
@@ -262,6 +264,13 @@ class RabbitMQBroker:
             log.debug("could not count the dead letters: %r", exc)
             return False
         return held >= self._names.dead_letter_max
+
+    async def _declare_again(self, queue: QueueSpec) -> None:
+        """A consumer's queue is gone (RabbitMQ cancelled its consumer): declare the base
+        topology and that queue with its bindings again."""
+        topology = await self._ready_topology()
+        topology.base_ready = False
+        await topology.declare([queue])
 
     def _discard(self, consumer: RabbitMQConsumer) -> None:
         self._consumers.discard(consumer)

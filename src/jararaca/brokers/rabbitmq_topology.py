@@ -44,6 +44,7 @@ from aiormq.exceptions import (
     ChannelInvalidStateError,
     ChannelPreconditionFailed,
 )
+from pamqp.header import ContentHeader
 
 from jararaca.brokers.base import UNROUTED, DeadLetter, QueueSpec
 from jararaca.brokers.dead_letters import DEAD_LETTERED_AT, dead_letter_of
@@ -325,10 +326,22 @@ def message_properties(
 
 def envelope_from_message(message: AbstractIncomingMessage) -> Envelope:
     """Rebuild the envelope of an incoming message; any AMQP client may have published it."""
-    routing_key = message.routing_key or ""
-    headers = {str(key): header_text(value) for key, value in (message.headers or {}).items()}
-    message_id = message.message_id or fallback_message_id()
-    return Envelope(message_id, routing_key, message.body, headers)
+    return _envelope(message.routing_key, message.headers, message.message_id, message.body)
+
+
+def envelope_from_delivery(
+    delivery: spec.Basic.Deliver, header: ContentHeader, body: bytes
+) -> Envelope:
+    """The same from the driver's frames, for consumers that skip aio-pika's message object."""
+    properties = header.properties
+    return _envelope(delivery.routing_key, properties.headers, properties.message_id, body)
+
+
+def _envelope(
+    routing_key: str | None, headers: HeadersType | None, message_id: str | None, body: bytes
+) -> Envelope:
+    texts = {str(key): header_text(value) for key, value in (headers or {}).items()}
+    return Envelope(message_id or fallback_message_id(), routing_key or "", body, texts)
 
 
 def dead_letter_from_message(message: AbstractIncomingMessage) -> DeadLetter:
