@@ -153,18 +153,29 @@ class RabbitMQConsumer:
         self._tag = ok.consumer_tag
 
     async def _on_reopen(self, _channel: object) -> None:
-        if not self._cancelled:
+        if self._cancelled:
+            return
+        try:
             await self._subscribe()
+        except RESUBSCRIBE_FAILURES as exc:
+            # aio-pika gathers the reopen callbacks without looking at what they raised: a
+            # consumer that failed here would stay silent for good, so it tries again itself.
+            log.warning("could not consume %s again after reconnecting: %r", self._queue.name, exc)
+            self._resubscribe_soon()
 
     def _on_cancelled_by_rabbitmq(self, frame: spec.Basic.Cancel) -> None:
-        if frame.consumer_tag != self._tag or self._cancelled or self._resubscribing:
+        if frame.consumer_tag != self._tag or self._cancelled:
             return
         log.warning(
             "RabbitMQ cancelled the consumer of %s (queue deleted, or its leader moved): "
             "declaring it again and consuming it again",
             self._queue.name,
         )
-        self._resubscribing = asyncio.get_running_loop().create_task(self._resubscribe())
+        self._resubscribe_soon()
+
+    def _resubscribe_soon(self) -> None:
+        if self._resubscribing is None:
+            self._resubscribing = asyncio.get_running_loop().create_task(self._resubscribe())
 
     async def _resubscribe(self) -> None:
         delay = RESUBSCRIBE_FIRST_DELAY
