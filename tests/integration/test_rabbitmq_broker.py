@@ -91,6 +91,15 @@ async def hold(delivery: Delivery) -> None:
     """Leave the delivery unsettled (the test settles it)."""
 
 
+async def held_orders(broker: RabbitMQBroker, published: int) -> Inbox:
+    """Consume ORDERS leaving every delivery unsettled, after publishing m0, m1, ..."""
+    await broker.declare([ORDERS])
+    inbox = Inbox(settle=hold)
+    await broker.consume(ORDERS, inbox)
+    await broker.publish([envelope(f"m{i}") for i in range(published)])
+    return inbox
+
+
 def envelope(message_id: str, routing_key: str = "orders.created") -> Envelope:
     body = json.dumps({"id": message_id}).encode()
     return Envelope(message_id, routing_key, body, {"x-jararaca-kind": "message"})
@@ -217,10 +226,7 @@ async def test_prefetch_from_the_constructor_bounds_unsettled_deliveries(
 ) -> None:
     require_rabbitmq()
     broker = make_broker(prefetch=4)
-    await broker.declare([ORDERS])
-    inbox = Inbox(settle=hold)
-    await broker.consume(ORDERS, inbox)
-    await broker.publish([envelope(f"m{i}") for i in range(10)])
+    inbox = await held_orders(broker, 10)
     await inbox.wait_for(4)
     # A second consumer (prefetch of its own) takes what the first may not: once it has the
     # other six, the first holds exactly the constructor's prefetch.
@@ -348,10 +354,7 @@ async def test_acks_sent_together_never_settle_a_delivery_still_in_progress(
     brokers.rabbitmq_acks): RabbitMQ must see exactly the deliveries that were acked."""
     require_rabbitmq()
     broker = make_broker(prefetch=10)
-    await broker.declare([ORDERS])
-    inbox = Inbox(settle=hold)
-    await broker.consume(ORDERS, inbox)
-    await broker.publish([envelope(f"m{i}") for i in range(10)])
+    inbox = await held_orders(broker, 10)
     await inbox.wait_for(10)
     held = {d.envelope.message_id: d for d in inbox.deliveries}
     # m1-m3 behind m0 (still running), then m4 requeued, then m0 with m5-m8: m9 runs on.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from aiormq.abc import AbstractChannel
 
@@ -72,26 +73,50 @@ class AckBatcher:
                 self._channels.pop(channel, None)
             writer, queued = self._writers.setdefault(channel, (asyncio.Lock(), [0]))
             queued[0] += 1
-            task = loop.create_task(self._send(writer, channel, front, behind, waiters))
+            turn = _Turn(channel, front, behind, waiters)
+            task = loop.create_task(self._send(writer, turn))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
-    async def _send(
-        self,
-        writer: asyncio.Lock,
-        channel: AbstractChannel,
-        front: tuple[int, int] | None,
-        behind: list[int],
-        waiters: list[asyncio.Future[None]],
-    ) -> None:
+    async def _send(self, writer: asyncio.Lock, turn: _Turn) -> None:
         try:
             async with writer:
-                await _write(channel, front, behind, waiters)
+                await turn.write()
         finally:
-            queued = self._writers[channel][1]
+            queued = self._writers[turn.channel][1]
             queued[0] -= 1
             if queued[0] == 0:
-                del self._writers[channel]  # nothing more to write on it for now
+                del self._writers[turn.channel]  # nothing more to write on it for now
+
+
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """What one loop turn acks on one channel, and who waits for it to be written."""
+
+    channel: AbstractChannel
+    front: tuple[int, int] | None  # the front run: its last tag and its length
+    behind: list[int]  # acked behind a delivery still in progress: one by one
+    waiters: list[asyncio.Future[None]]
+
+    async def write(self) -> None:
+        try:
+            if self.front is not None:
+                last, count = self.front
+                await self.channel.basic_ack(last, multiple=count > 1)
+            for tag in self.behind:
+                await self.channel.basic_ack(tag)
+        except asyncio.CancelledError:
+            for waiter in self.waiters:
+                waiter.cancel()
+            raise
+        except Exception as exc:
+            for waiter in self.waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 def _pop_front(order: _Order) -> tuple[int, int] | None:
@@ -104,29 +129,3 @@ def _pop_front(order: _Order) -> tuple[int, int] | None:
         order.popitem(last=False)
         last, count = tag, count + 1
     return None if last is None else (last, count)
-
-
-async def _write(
-    channel: AbstractChannel,
-    front: tuple[int, int] | None,
-    behind: list[int],
-    waiters: list[asyncio.Future[None]],
-) -> None:
-    try:
-        if front is not None:
-            last, count = front
-            await channel.basic_ack(last, multiple=count > 1)
-        for tag in behind:
-            await channel.basic_ack(tag)
-    except asyncio.CancelledError:
-        for waiter in waiters:
-            waiter.cancel()
-        raise
-    except Exception as exc:
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_exception(exc)
-        return
-    for waiter in waiters:
-        if not waiter.done():
-            waiter.set_result(None)
