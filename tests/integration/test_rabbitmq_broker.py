@@ -91,10 +91,15 @@ async def hold(delivery: Delivery) -> None:
     """Leave the delivery unsettled (the test settles it)."""
 
 
-async def held_orders(broker: RabbitMQBroker, published: int) -> Inbox:
-    """Consume ORDERS leaving every delivery unsettled, after publishing m0, m1, ..."""
+async def consume_orders(
+    broker: RabbitMQBroker,
+    published: int,
+    settle: Callable[[Delivery], Awaitable[None]] | None = None,
+) -> Inbox:
+    """Consume ORDERS into an inbox (which settles as ``settle`` says, acks by default), then
+    publish m0, m1, ... to it."""
     await broker.declare([ORDERS])
-    inbox = Inbox(settle=hold)
+    inbox = Inbox(settle=settle)
     await broker.consume(ORDERS, inbox)
     await broker.publish([envelope(f"m{i}") for i in range(published)])
     return inbox
@@ -226,7 +231,7 @@ async def test_prefetch_from_the_constructor_bounds_unsettled_deliveries(
 ) -> None:
     require_rabbitmq()
     broker = make_broker(prefetch=4)
-    inbox = await held_orders(broker, 10)
+    inbox = await consume_orders(broker, 10, settle=hold)
     await inbox.wait_for(4)
     # A second consumer (prefetch of its own) takes what the first may not: once it has the
     # other six, the first holds exactly the constructor's prefetch.
@@ -319,10 +324,7 @@ async def test_a_dead_letter_queue_declared_without_the_bound_gives_a_clear_erro
 async def test_settling_twice_is_an_error(make_broker: BrokerFactory) -> None:
     require_rabbitmq()
     broker = make_broker()
-    await broker.declare([ORDERS])
-    inbox = Inbox()
-    await broker.consume(ORDERS, inbox)
-    await broker.publish([envelope("m1")])
+    inbox = await consume_orders(broker, 1)
     await inbox.wait_for(1)
     with pytest.raises(BrokerError, match="already settled"):
         await inbox.deliveries[0].ack()
@@ -354,7 +356,7 @@ async def test_acks_sent_together_never_settle_a_delivery_still_in_progress(
     brokers.rabbitmq_acks): RabbitMQ must see exactly the deliveries that were acked."""
     require_rabbitmq()
     broker = make_broker(prefetch=10)
-    inbox = await held_orders(broker, 10)
+    inbox = await consume_orders(broker, 10, settle=hold)
     await inbox.wait_for(10)
     held = {d.envelope.message_id: d for d in inbox.deliveries}
     # m1-m3 behind m0 (still running), then m4 requeued, then m0 with m5-m8: m9 runs on.
@@ -379,10 +381,7 @@ async def test_a_consumer_whose_queue_is_deleted_declares_it_again_and_goes_on(
     leader moves): the consumer declares and binds its queue again and consumes it again."""
     require_rabbitmq()
     broker = make_broker()
-    await broker.declare([ORDERS])
-    inbox = Inbox()
-    await broker.consume(ORDERS, inbox)
-    await broker.publish([envelope("m1")])
+    inbox = await consume_orders(broker, 1)
     await inbox.wait_for(1)
     name = f"{broker.namespace}.handler.orders"
     deleting = await raw.channel()
@@ -401,9 +400,9 @@ async def test_a_consumer_whose_queue_is_deleted_declares_it_again_and_goes_on(
     while not await consumed_again():
         assert time.monotonic() < deadline, "the consumer did not come back"
         await asyncio.sleep(0.05)
-    await broker.publish([envelope("m2")])
+    await broker.publish([envelope("m1")])
     await inbox.wait_for(2)
-    assert inbox.ids == ["m1", "m2"]
+    assert inbox.ids == ["m0", "m1"]
 
 
 async def test_close_is_idempotent_and_safe_before_connect(make_broker: BrokerFactory) -> None:
