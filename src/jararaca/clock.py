@@ -51,7 +51,9 @@ def to_utc(when: datetime) -> datetime:
 
 def epoch_ms(when: datetime) -> int:
     """Milliseconds since the Unix epoch of an aware instant."""
-    return round(to_utc(when).timestamp() * 1000)
+    if when.tzinfo is not UTC:  # UTC, what the clock gives, needs no conversion
+        when = to_utc(when)
+    return round(when.timestamp() * 1000)
 
 
 def from_epoch_ms(ms: int) -> datetime:

@@ -29,7 +29,8 @@ from jararaca.engines import Engines
 from jararaca.errors import JararacaError
 from jararaca.invoke import LeaseRenewer, call_exception_handler
 from jararaca.lifecycle import Service, wait_or_hurry
-from jararaca.messagebus.publisher import Publisher, bind_publisher
+from jararaca.messagebus.context import bind_sender_in_task
+from jararaca.messagebus.publisher import Publisher
 from jararaca.microservice import Container, Microservice
 from jararaca.observability import tracing
 from jararaca.observability.endpoint import MetricsConfig, open_endpoint, telemetry_for
@@ -239,7 +240,9 @@ class Worker(Service, MessageHandling):
         task.add_done_callback(self._tasks.discard)
 
     async def _process(self, handler: HandlerDef | None, delivery: Delivery) -> None:
-        with bind_publisher(self.publisher), _span(handler, delivery):
+        # Always run as a task of its own (_on_delivery): the binding ends with it.
+        bind_sender_in_task(self.publisher)
+        with _span(handler, delivery):
             try:
                 # A fire published ahead of its instant (wire.NOT_BEFORE) waits here; a fire
                 # asks the backend a little before the instant (see _run_fire), a message at it.

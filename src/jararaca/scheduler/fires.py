@@ -66,6 +66,10 @@ def outgoing_envelope(claimed: Claimed, now: datetime) -> wire.Envelope:
     (a time policy may have moved it after it was built) and when it was dispatched."""
     if claimed.due_at is None:
         return claimed.envelope
-    return claimed.envelope.with_headers(
-        due_at=wire.format_instant(claimed.due_at), dispatched_at=wire.format_instant(now)
-    )
+    sent = claimed.envelope
+    headers = {
+        **sent.headers,
+        wire.DUE_AT: wire.format_instant(claimed.due_at),
+        wire.DISPATCHED_AT: wire.format_instant(now),
+    }
+    return wire.Envelope(sent.message_id, sent.routing_key, sent.body, headers)
