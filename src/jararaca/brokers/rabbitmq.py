@@ -268,8 +268,8 @@ class RabbitMQBroker:
     async def _declare_again(self, queue: QueueSpec) -> None:
         """A consumer's queue is gone (RabbitMQ cancelled its consumer): declare the base
         topology and that queue with its bindings again."""
+        # declare() declares the base topology first, whether or not it was declared before.
         topology = await self._ready_topology()
-        topology.base_ready = False
         await topology.declare([queue])
 
     def _discard(self, consumer: RabbitMQConsumer) -> None:

@@ -98,7 +98,7 @@ class ConfirmedPublisher:
         # The failure may be RabbitMQ closing the channel because an exchange or queue of the
         # base topology is gone (deleted by hand): declaring it again before the next publish
         # heals that.
-        self._topology.base_ready = False
+        self._topology.forget_base()
 
     async def _send_all(
         self, exchange: str, envelopes: Sequence[Envelope], reason: str | None = None

@@ -145,7 +145,17 @@ class Topology:
         # so aio-pika's restore list does not grow with every declare() call.
         self._queues: dict[str, AbstractRobustQueue] = {}
         self._lock = asyncio.Lock()
-        self.base_ready = False
+        self._base_ready = False
+
+    @property
+    def base_ready(self) -> bool:
+        """Whether the base topology was declared on this connection (and not since forgotten)."""
+        return self._base_ready
+
+    def forget_base(self) -> None:
+        """The base topology may be gone (deleted by hand, which makes RabbitMQ close the
+        channel that publishes to it): declare it again before it is next needed."""
+        self._base_ready = False
 
     async def declare_base(self) -> None:
         """The app exchange, the dead-letter exchange and the dead-letter queue."""
@@ -188,7 +198,7 @@ class Topology:
             for exchange in exchanges:
                 await self._run(self._channel.exchange_delete(exchange), f"delete {exchange}")
             self._queues.clear()
-            self.base_ready = False
+            self._base_ready = False
 
     async def _declare_base(self) -> None:
         names = self.names
@@ -220,7 +230,7 @@ class Topology:
         )
         dead = await self._dead_letter_queue()
         await self._run(dead.bind(names.dead_letter_exchange, ""), f"bind {dead.name}")
-        self.base_ready = True
+        self._base_ready = True
 
     async def dead_letter_count(self) -> int:
         """How many messages wait in the dead-letter queue (not counting those a consumer
