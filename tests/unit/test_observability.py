@@ -318,3 +318,33 @@ def test_without_an_sdk_the_trace_context_is_passed_on_without_spans() -> None:
     assert result.returncode == 0, result.stderr
     trace_id = "0af7651916cd43dd8448eb211c80319c"
     assert result.stdout.split() == [trace_id, trace_id, "ProxyTracerProvider"]
+
+
+def test_an_sdk_installed_after_start_is_seen_within_the_recheck_period(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whether spans are recorded is asked of OpenTelemetry at most every RECHECK seconds
+    while no SDK is installed, and never again once one is."""
+    from opentelemetry import trace
+
+    from jararaca.observability import otel
+
+    asked: list[object] = []
+    provider: object = trace.NoOpTracerProvider()
+
+    def get_provider() -> object:
+        asked.append(provider)
+        return provider
+
+    monkeypatch.setattr(trace, "get_tracer_provider", get_provider)
+    now = [100.0]
+    watch = otel._SdkWatch(clock=lambda: now[0])
+    assert watch() is False
+    provider = object()  # an SDK's provider: neither the proxy nor the no-op one
+    now[0] += otel._SdkWatch.RECHECK / 2
+    assert watch() is False  # not asked again yet
+    now[0] += otel._SdkWatch.RECHECK / 2
+    assert watch() is True
+    now[0] += 10 * otel._SdkWatch.RECHECK
+    assert watch() is True
+    assert len(asked) == 2

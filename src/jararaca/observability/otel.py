@@ -10,7 +10,7 @@ written into what it sends), which costs a header lookup per message instead of 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 
@@ -38,13 +38,14 @@ class _SdkWatch:
 
     RECHECK = 0.5
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._installed = False
         self._asked_at = -self.RECHECK
 
     def __call__(self) -> bool:
         if not self._installed:
-            now = time.monotonic()
+            now = self._clock()
             if now - self._asked_at >= self.RECHECK:
                 self._asked_at = now
                 provider = trace.get_tracer_provider()
