@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim
 
+from jararaca.cron_fields import new_sim
 from jararaca.cron_syntax import parse_expression
 from jararaca.errors import CronError
 
@@ -205,7 +206,9 @@ class Cron:
     def _sim(self, start: datetime, *, reverse: bool) -> CronSim:
         # Callers pass naive wall times, so cronsim applies none of its own zone rules (see the
         # module docstring for why); _readings maps each slot to the instants it fires at.
-        return CronSim(self._cronsim_text, start, reverse=reverse)
+        # Assembled from fields cronsim read once (jararaca.cron_fields): parsing was most of
+        # the cost of a next fire.
+        return new_sim(self._cronsim_text, start, reverse=reverse)
 
     def _readings(self, slot: datetime) -> tuple[datetime, ...]:
         """The instants, in UTC, a slot at local wall time ``slot`` fires at (Debian rules)."""
