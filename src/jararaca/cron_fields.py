@@ -15,7 +15,7 @@ them apart fails on the same field, with the same message, as reading them toget
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from cronsim import CronSim
@@ -43,6 +43,8 @@ _SIM_STATE = frozenset(
         "fixup_tz",
     }
 )
+_SECOND = timedelta(seconds=1)
+_DAY_LESS_A_SECOND = timedelta(days=1, seconds=-1)
 ASSEMBLED = set(vars(CronSim("* * * * *", _PROBE_START))) == _SIM_STATE
 
 
@@ -85,11 +87,16 @@ def read_fields(cronsim_text: str) -> Fields:
 
 def new_sim(cronsim_text: str, start: datetime, *, reverse: bool) -> CronSim:
     """``CronSim(cronsim_text, start, reverse=reverse)`` for a valid text and a naive
-    ``start``, from the cached readings."""
+    ``start``, from the cached readings; it yields the same fires.
+
+    Forward, its walk may begin later than ``start``: past the hours the hour field leaves out.
+    """
     if not ASSEMBLED or start.tzinfo is not None:
         return CronSim(cronsim_text, start, reverse=reverse)
     fields = read_fields(cronsim_text)
     date = fields.date
+    if not reverse and start.hour not in fields.hours:
+        start = _before_next_hour(start, fields.hours)
     sim = CronSim.__new__(CronSim)
     # What CronSim.__init__ sets for a naive start. The shared sets are frozen: cronsim only
     # reads them while it walks.
@@ -108,6 +115,17 @@ def new_sim(cronsim_text: str, start: datetime, *, reverse: bool) -> CronSim:
         fixup_tz=None,
     )
     return sim
+
+
+def _before_next_hour(start: datetime, hours: frozenset[int]) -> datetime:
+    """The last second before the next hour the field allows, today or tomorrow: nothing in
+    between can fire, and cronsim's walk there ticks hour by hour (half of a next fire's cost
+    for a cron that fires at one hour a day)."""
+    later = [hour for hour in hours if hour > start.hour]
+    top = start.replace(minute=0, second=0, microsecond=0)
+    if later:
+        return top.replace(hour=min(later)) - _SECOND
+    return top.replace(hour=min(hours)) + _DAY_LESS_A_SECOND
 
 
 def _six(text: str) -> list[str]:
