@@ -29,7 +29,7 @@ def _word(text: str) -> str:
     return _UNSAFE.sub("_", text)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ActionDef:
     action_id: str
     controller: type[Any]
