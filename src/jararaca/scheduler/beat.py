@@ -20,6 +20,7 @@ from jararaca.backends.base import BeatStore, Claimed, ClaimResult, FireClaim
 from jararaca.backends.records import ScheduleRecord
 from jararaca.brokers.base import Broker
 from jararaca.clock import Clock
+from jararaca.cron import Cron
 from jararaca.errors import CronError, JararacaError
 from jararaca.observability import tracing
 from jararaca.observability.telemetry import Telemetry
@@ -110,10 +111,22 @@ class Beat:
         """Push the next fire of each plan; return the missed fires catch-up still runs."""
         last_fires = await self.backend.get_last_fires([p.action_id for p in plans])
         catch_up: list[FireClaim] = []
-        # Many actions share a cron and have never fired: plan each distinct case once.
+        # Many actions share a cron: plan each distinct case once. One that never fired needs
+        # only its cron's next fire, kept by cron alone (a key of four and a value of two for
+        # each of 100,000 distinct crons were about 30 MB the beat did not give back).
+        upcoming_of: dict[Cron, datetime] = {}
         planned: dict[tuple[object, ...], tuple[list[datetime], datetime]] = {}
         for plan in plans:
             last = last_fires.get(plan.action_id)
+            if last is None:
+                upcoming = upcoming_of.get(plan.cron)
+                if upcoming is None:
+                    _, upcoming = first_fires(
+                        plan.cron, last_fire=None, now=now, policy=plan.catch_up, window=None
+                    )
+                    upcoming_of[plan.cron] = upcoming
+                self._push(plan, upcoming)
+                continue
             case = (plan.cron, last, plan.catch_up, plan.catch_up_window)
             if case not in planned:
                 planned[case] = first_fires(
