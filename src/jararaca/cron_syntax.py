@@ -69,6 +69,8 @@ def parse_expression(expr: str) -> ParsedExpression:
     normalized = _normalize(expr)
     fields = tuple(normalized.split())
     cronsim_text = " ".join(_SINGLE_VALUE_RANGE_STEP.sub(_drop_step, field) for field in fields)
+    if cronsim_text == expr:
+        cronsim_text = expr  # usually: then a Cron holds one string, not two equal ones
     _validate(expr, normalized, cronsim_text)
     return ParsedExpression(fields, cronsim_text)
 
