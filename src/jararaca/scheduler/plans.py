@@ -20,16 +20,37 @@ from jararaca.scheduler.fires import fire_envelope, fire_id
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    action_id: str
-    cron: Cron
-    catch_up: CatchUp
-    catch_up_window: float | None
-    jitter: float
-    source: ActionDef | ScheduleRecord
-    """What the fires are built from: the decorated action, or the stored schedule."""
+    """What the fires are built from (the decorated action, or the stored schedule) and its
+    cron. A beat holds one per action: two slots, the rest read from the source (a __dict__,
+    a copy of each option and a closure each were about 300 bytes an action)."""
 
-    # A beat holds a plan per action: slots and a method, not a __dict__ and a closure each
-    # (about 40 MB at 100,000 actions).
+    source: ActionDef | ScheduleRecord
+    cron: Cron
+
+    @property
+    def action_id(self) -> str:
+        source = self.source
+        return source.action_id if isinstance(source, ActionDef) else source.schedule_id
+
+    @property
+    def catch_up(self) -> CatchUp:
+        source = self.source
+        if isinstance(source, ActionDef):
+            return source.spec.catch_up
+        if source.catch_up == "none":
+            return "none"
+        return "all" if source.catch_up == "all" else "latest"
+
+    @property
+    def catch_up_window(self) -> float | None:
+        source = self.source
+        return source.spec.catch_up_window if isinstance(source, ActionDef) else None
+
+    @property
+    def jitter(self) -> float:
+        source = self.source
+        return source.spec.jitter if isinstance(source, ActionDef) else source.jitter
+
     def envelope(self, scheduled_at: datetime, now: datetime, catch_up: bool) -> wire.Envelope:
         """The envelope of the fire at ``scheduled_at``, published at ``now``."""
         if isinstance(self.source, ActionDef):
@@ -38,21 +59,12 @@ class Plan:
 
 
 def action_plan(action: ActionDef) -> Plan:
-    spec = action.spec
-    return Plan(
-        action.action_id, spec.cron, spec.catch_up, spec.catch_up_window, spec.jitter, action
-    )
+    return Plan(action, action.spec.cron)
 
 
 def schedule_plan(schedule: ScheduleRecord) -> Plan:
     """The plan of a dynamic schedule; raises ``CronError`` if its cron or zone went bad."""
-    cron = Cron(schedule.cron, schedule.tz)
-    catch_up: CatchUp = "latest"
-    if schedule.catch_up == "none":
-        catch_up = "none"
-    elif schedule.catch_up == "all":
-        catch_up = "all"
-    return Plan(schedule.schedule_id, cron, catch_up, None, schedule.jitter, schedule)
+    return Plan(schedule, Cron(schedule.cron, schedule.tz))
 
 
 def _message_envelope(
