@@ -68,7 +68,9 @@ def parse_expression(expr: str) -> ParsedExpression:
     """Validate a stripped expression; raise CronError naming the bad field if it is invalid."""
     normalized = _normalize(expr)
     fields = tuple(normalized.split())
-    cronsim_text = " ".join(_SINGLE_VALUE_RANGE_STEP.sub(_drop_step, field) for field in fields)
+    cronsim_text = normalized
+    if "/" in normalized:  # only a step can need dropping (most expressions have none)
+        cronsim_text = " ".join(_SINGLE_VALUE_RANGE_STEP.sub(_drop_step, f) for f in fields)
     if cronsim_text == expr:
         cronsim_text = expr  # usually: then a Cron holds one string, not two equal ones
     _validate(expr, normalized, cronsim_text)
