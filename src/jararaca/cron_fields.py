@@ -14,6 +14,7 @@ them apart fails on the same field, with the same message, as reading them toget
 
 from __future__ import annotations
 
+import bisect
 import functools
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -89,14 +90,15 @@ def new_sim(cronsim_text: str, start: datetime, *, reverse: bool) -> CronSim:
     """``CronSim(cronsim_text, start, reverse=reverse)`` for a valid text and a naive
     ``start``, from the cached readings; it yields the same fires.
 
-    Forward, its walk may begin later than ``start``: past the hours the hour field leaves out.
+    Forward, its walk may begin later than ``start``: past the times of day the time fields
+    leave out.
     """
     if not ASSEMBLED or start.tzinfo is not None:
         return CronSim(cronsim_text, start, reverse=reverse)
     fields = read_fields(cronsim_text)
     date = fields.date
-    if not reverse and start.hour not in fields.hours:
-        start = _before_next_hour(start, fields.hours)
+    if not reverse:
+        start = _before_next_time(start, fields)
     sim = CronSim.__new__(CronSim)
     # What CronSim.__init__ sets for a naive start. The shared sets are frozen: cronsim only
     # reads them while it walks.
@@ -117,15 +119,31 @@ def new_sim(cronsim_text: str, start: datetime, *, reverse: bool) -> CronSim:
     return sim
 
 
-def _before_next_hour(start: datetime, hours: frozenset[int]) -> datetime:
-    """The last second before the next hour the field allows, today or tomorrow: nothing in
-    between can fire, and cronsim's walk there ticks hour by hour (half of a next fire's cost
-    for a cron that fires at one hour a day)."""
-    later = [hour for hour in hours if hour > start.hour]
-    top = start.replace(minute=0, second=0, microsecond=0)
-    if later:
-        return top.replace(hour=min(later)) - _SECOND
-    return top.replace(hour=min(hours)) + _DAY_LESS_A_SECOND
+def _before_next_time(start: datetime, fields: Fields) -> datetime:
+    """The second before the first time of day on the time fields' grid from cronsim's first
+    candidate (the whole second after ``start``) on, today or tomorrow. Nothing in between can
+    fire, and cronsim walks there an hour, a minute or a second at a time: for a cron that
+    fires once a day, most of a next fire's cost."""
+    first = start.replace(microsecond=0) + _SECOND
+    hours, minutes = _sorted(fields.hours), _sorted(fields.minutes)
+    seconds = _sorted(fields.seconds)
+    if first.hour in fields.hours:
+        if first.minute in fields.minutes:
+            at = bisect.bisect_left(seconds, first.second)
+            if at < len(seconds):
+                return first.replace(second=seconds[at]) - _SECOND
+        at = bisect.bisect_right(minutes, first.minute)
+        if at < len(minutes):
+            return first.replace(minute=minutes[at], second=seconds[0]) - _SECOND
+    at = bisect.bisect_right(hours, first.hour)
+    if at < len(hours):
+        return first.replace(hour=hours[at], minute=minutes[0], second=seconds[0]) - _SECOND
+    return first.replace(hour=hours[0], minute=minutes[0], second=seconds[0]) + _DAY_LESS_A_SECOND
+
+
+@functools.lru_cache(maxsize=4096)
+def _sorted(values: frozenset[int]) -> tuple[int, ...]:
+    return tuple(sorted(values))
 
 
 def _six(text: str) -> list[str]:
