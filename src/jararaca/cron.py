@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim
 
-from jararaca.cron_fields import new_sim
+from jararaca.cron_fields import new_sim, next_slot
 from jararaca.cron_syntax import parse_expression
 from jararaca.errors import CronError
 
@@ -112,7 +112,8 @@ class Cron:
         off = self._fixed_offset
         if off is not None:  # the hot path, without a generator
             try:
-                for slot in self._sim((utc + off).replace(tzinfo=None), reverse=False):
+                slot = next_slot(self._cronsim_text, (utc + off).replace(tzinfo=None))
+                if slot is not None:
                     return (slot - off).replace(tzinfo=UTC)
             except OverflowError:
                 pass

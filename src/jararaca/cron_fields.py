@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import bisect
 import functools
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
 from cronsim import CronSim
 
-__all__ = ["DatePart", "date_part", "new_sim", "read_fields"]
+__all__ = ["DatePart", "date_part", "new_sim", "next_slot", "read_fields"]
 
 # Any start works for reading: only the parsed fields, or whether a fire exists at all, are used.
 _PROBE_START = datetime(2000, 1, 1)
@@ -60,6 +60,8 @@ class DatePart(NamedTuple):
     """Day-of-month and day-of-week are AND-ed (one of them starts with ``*``), not OR-ed."""
     fires: bool
     """Some date matches within cronsim's 50-year search (so, as dates recur, ever)."""
+    text: str
+    """The three fields as written, space-separated."""
 
 
 class Fields(NamedTuple):
@@ -84,6 +86,32 @@ def read_fields(cronsim_text: str) -> Fields:
         _time_field(2, parts[2]),
         date_part(parts[3], parts[4], parts[5]),
     )
+
+
+def next_slot(cronsim_text: str, start: datetime) -> datetime | None:
+    """``next(CronSim(cronsim_text, start))`` for a valid text and a naive ``start``, or None
+    where cronsim stops: the first slot strictly after ``start``."""
+    if ASSEMBLED and start.tzinfo is None:
+        fields = read_fields(cronsim_text)
+        before = _before_next_time(start, fields)
+        slot = before + _SECOND
+        # The first time of day the time fields allow, on a date the date fields allow: the
+        # answer, without a walk (most next fires of a cron that fires daily or on weekdays).
+        if _date_matches(fields.date.text, slot.date()):
+            return slot
+        start = before
+    for slot in new_sim(cronsim_text, start, reverse=False):
+        return slot
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _date_matches(date_text: str, day: date) -> bool:
+    """Whether cronsim fires on ``day`` for these date fields (asked of cronsim itself)."""
+    midnight = datetime.combine(day, time())
+    for slot in CronSim(f"0 0 0 {date_text}", midnight - _SECOND):
+        return bool(slot == midnight)
+    return False
 
 
 def new_sim(cronsim_text: str, start: datetime, *, reverse: bool) -> CronSim:
@@ -165,9 +193,15 @@ def _time_field(index: int, text: str) -> frozenset[int]:
 @functools.lru_cache(maxsize=4096)
 def date_part(day_of_month: str, month: str, day_of_week: str) -> DatePart:
     """The date fields read together (cronsim checks that a day exists in a listed month)."""
-    sim = CronSim(f"0 0 0 {day_of_month} {month} {day_of_week}", _PROBE_START)
+    text = f"{day_of_month} {month} {day_of_week}"
+    sim = CronSim(f"0 0 0 {text}", _PROBE_START)
     date = DatePart(
-        frozenset(sim.days), frozenset(sim.months), frozenset(sim.weekdays), sim.day_and, True
+        frozenset(sim.days),
+        frozenset(sim.months),
+        frozenset(sim.weekdays),
+        sim.day_and,
+        True,
+        text,
     )
     # Only the date fields can starve a cron (every day has every time of day), and a date
     # that matches at all recurs within the search, so one probe tells whether it ever fires.
