@@ -6,7 +6,9 @@ first fire), and again for every fire after. Apps repeat fields far more than ex
 100,000 distinct expressions there are still only 60 seconds, 60 minutes, 24 hours and a few
 date parts. So cronsim reads each time field alone (the others ``*``) and each date part
 (day-of-month, month, day-of-week, which cronsim checks together) once; an iterator for a
-whole expression is assembled from those readings.
+whole expression is assembled from those readings (``new_sim``), and a next fire is found
+without one when the first time of day the fields allow falls on a date they allow
+(``next_slot``).
 
 cronsim parses the fields one after the other and raises at the first bad one, so reading
 them apart fails on the same field, with the same message, as reading them together.
