@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim
 
+from jararaca.cron_fields import new_sim, next_slot
 from jararaca.cron_syntax import parse_expression
 from jararaca.errors import CronError
 
@@ -111,7 +112,8 @@ class Cron:
         off = self._fixed_offset
         if off is not None:  # the hot path, without a generator
             try:
-                for slot in self._sim((utc + off).replace(tzinfo=None), reverse=False):
+                slot = next_slot(self._cronsim_text, (utc + off).replace(tzinfo=None))
+                if slot is not None:
                     return (slot - off).replace(tzinfo=UTC)
             except OverflowError:
                 pass
@@ -205,7 +207,9 @@ class Cron:
     def _sim(self, start: datetime, *, reverse: bool) -> CronSim:
         # Callers pass naive wall times, so cronsim applies none of its own zone rules (see the
         # module docstring for why); _readings maps each slot to the instants it fires at.
-        return CronSim(self._cronsim_text, start, reverse=reverse)
+        # Assembled from fields cronsim read once (jararaca.cron_fields): parsing was most of
+        # the cost of a next fire.
+        return new_sim(self._cronsim_text, start, reverse=reverse)
 
     def _readings(self, slot: datetime) -> tuple[datetime, ...]:
         """The instants, in UTC, a slot at local wall time ``slot`` fires at (Debian rules)."""

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from cronsim import CronSim, CronSimError
 
+from jararaca.cron_fields import read_fields
 from jararaca.errors import CronError
 
 __all__ = ["MACROS", "ParsedExpression", "parse_expression"]
@@ -45,7 +46,7 @@ _COUNT_HINT = "expected 5 fields (or 6 with seconds first)"
 _SINGLE_VALUE_RANGE_STEP = re.compile(r"(?<![^,])([0-9A-Za-z]+)-([0-9A-Za-z]+)/([0-9]+)(?![^,])")
 _DAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 _MONTH_NAMES = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-# Any start works for a probe: only whether cronsim parses, or finds a fire at all, is used.
+# Any start works for a probe: only whether cronsim parses is used.
 _PROBE_START = datetime(2000, 1, 1)
 
 
@@ -59,15 +60,19 @@ class ParsedExpression(NamedTuple):
     cron does."""
 
 
-# Apps repeat a few expressions over many actions, and validating (a cronsim parse and a probe
-# walk) dominated start-up at 100,000 actions, so each distinct expression is checked once.
-# Only the text is kept: a CronSim is a stateful iterator, so callers build their own.
+# Apps repeat a few expressions over many actions: each distinct expression is checked once
+# (and each distinct field, in jararaca.cron_fields). Only the text is kept: a CronSim is a
+# stateful iterator, so callers build their own (jararaca.cron_fields.new_sim).
 @functools.lru_cache(maxsize=4096)
 def parse_expression(expr: str) -> ParsedExpression:
     """Validate a stripped expression; raise CronError naming the bad field if it is invalid."""
     normalized = _normalize(expr)
     fields = tuple(normalized.split())
-    cronsim_text = " ".join(_SINGLE_VALUE_RANGE_STEP.sub(_drop_step, field) for field in fields)
+    cronsim_text = normalized
+    if "/" in normalized:  # only a step can need dropping (most expressions have none)
+        cronsim_text = " ".join(_SINGLE_VALUE_RANGE_STEP.sub(_drop_step, f) for f in fields)
+    if cronsim_text == expr:
+        cronsim_text = expr  # usually: then a Cron holds one string, not two equal ones
     _validate(expr, normalized, cronsim_text)
     return ParsedExpression(fields, cronsim_text)
 
@@ -111,7 +116,7 @@ def _token_value(token: str) -> int | None:
 def _validate(expr: str, normalized: str, cronsim_text: str) -> None:
     """Parse with cronsim, then reject what cronsim accepts but guarantee 8 does not."""
     try:
-        sim = CronSim(cronsim_text, _PROBE_START)
+        date = read_fields(cronsim_text).date
     except CronSimError as exc:
         raise CronError(_explain(expr, normalized, str(exc))) from None
     except Exception as exc:  # cronsim should only raise CronSimError; be TypeError-free anyway
@@ -122,15 +127,12 @@ def _validate(expr: str, normalized: str, cronsim_text: str) -> None:
             # cronsim drops the step after L/LW silently; guarantee 8 says reject, never ignore.
             raise CronError(_bad_field(expr, 3, fields[3], "a step cannot follow L or LW"))
     # cronsim catches a day no listed month has, but not e.g. LW AND-ed with weekends only
-    # ('* * LW * */6'). Only the date fields can starve a cron, and a date that fires at all
-    # recurs within cronsim's 50-year search, so one probe tells.
-    try:
-        next(sim)
-    except StopIteration:
+    # ('* * LW * */6'): a probe of the date fields tells (once per distinct date part).
+    if not date.fires:
         raise CronError(
             f"invalid cron expression {expr!r}: it never fires (no date matches day-of-month "
             f"{fields[3]!r}, month {fields[4]!r} and day-of-week {fields[5]!r} together)"
-        ) from None
+        )
 
 
 def _fields(normalized: str) -> list[str]:

@@ -29,7 +29,7 @@ def _word(text: str) -> str:
     return _UNSAFE.sub("_", text)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ActionDef:
     action_id: str
     controller: type[Any]
@@ -151,14 +151,14 @@ def build_registry(app: Microservice) -> Registry:
     handlers: dict[str, HandlerDef] = {}
     for controller in app.controllers:
         for attribute, member in inspect.getmembers(controller, inspect.isfunction):
-            where = f"{controller.__module__}.{controller.__qualname__}.{attribute}"
             action = get_scheduled_action(member)
             if action is not None:
+                action_id = action.action_id  # a new string at each call: one kept
                 _add(
                     actions,
-                    action.action_id,
-                    ActionDef(action.action_id, controller, attribute, action),
-                    where,
+                    action_id,
+                    ActionDef(action_id, controller, attribute, action),
+                    controller,
                     "action",
                 )
             handler = get_message_handler(member)
@@ -167,19 +167,24 @@ def build_registry(app: Microservice) -> Registry:
                     handlers,
                     handler.handler_id,
                     HandlerDef(handler.handler_id, controller, attribute, handler),
-                    where,
+                    controller,
                     "handler",
                 )
     return Registry(tuple(actions.values()), tuple(handlers.values()))
 
 
 def _add(
-    found: dict[str, Any], key: str, item: ActionDef | HandlerDef, where: str, what: str
+    found: dict[str, Any],
+    key: str,
+    item: ActionDef | HandlerDef,
+    controller: type[Any],
+    what: str,
 ) -> None:
     previous = found.get(key)
     if previous is not None:
         owner = previous.controller
         other = f"{owner.__module__}.{owner.__qualname__}.{previous.attribute}"
+        where = f"{controller.__module__}.{controller.__qualname__}.{item.attribute}"
         raise ConfigError(
             f"two {what}s share the id {key!r}: {other} and {where}; give one a different name="
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+import re
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from jararaca import (
     ProviderSpec,
     ScheduledAction,
 )
+from jararaca.declarations._signatures import positional_params
 from jararaca.microservice import Container
 from jararaca.registry import build_registry
 
@@ -60,6 +64,69 @@ def test_an_action_with_two_parameters_is_refused() -> None:
         class Tasks:
             @ScheduledAction("* * * * *")
             async def job(self, a: int, b: int) -> None: ...
+
+
+async def _plain(self: Any, run: Any) -> None: ...
+
+
+async def _positional_only(self: Any, /, run: Any) -> None: ...
+
+
+async def _with_locals(self: Any) -> None:
+    unused = 1
+    del unused
+
+
+async def _not_self(this: Any, run: Any) -> None: ...
+
+
+async def _nothing() -> None: ...
+
+
+async def _only_star(*args: Any) -> None: ...
+
+
+async def _star(self: Any, *args: Any) -> None: ...
+
+
+async def _keyword_only(self: Any, *, run: Any) -> None: ...
+
+
+async def _star_star(self: Any, **options: Any) -> None: ...
+
+
+@functools.wraps(_plain)
+async def _wrapper(*args: Any, **kwargs: Any) -> None: ...
+
+
+async def _with_signature(*args: Any) -> None: ...
+
+
+_with_signature.__signature__ = inspect.signature(_plain)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("func", "expected"),
+    [
+        (_plain, ("run",)),
+        (_positional_only, ("run",)),
+        (_with_locals, ()),
+        (_wrapper, ("run",)),  # read through __wrapped__, as inspect.signature does
+        (_with_signature, ("run",)),
+        (_not_self, "first parameter 'self'"),
+        (_nothing, "first parameter 'self'"),
+        (_only_star, "first parameter 'self'"),
+        (_star, "parameter 'args' must be a plain positional parameter"),
+        (_keyword_only, "parameter 'run' must be a plain positional parameter"),
+        (_star_star, "parameter 'options' must be a plain positional parameter"),
+    ],
+)
+def test_method_shapes_read_from_code_or_signature(func: Any, expected: Any) -> None:
+    if isinstance(expected, tuple):
+        assert positional_params(func, "ScheduledAction") == expected
+    else:
+        with pytest.raises(ConfigError, match=re.escape(expected)):
+            positional_params(func, "ScheduledAction")
 
 
 def test_a_handler_without_its_message_parameter_is_refused() -> None:

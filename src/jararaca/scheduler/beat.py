@@ -20,6 +20,7 @@ from jararaca.backends.base import BeatStore, Claimed, ClaimResult, FireClaim
 from jararaca.backends.records import ScheduleRecord
 from jararaca.brokers.base import Broker
 from jararaca.clock import Clock
+from jararaca.cron import Cron
 from jararaca.errors import CronError, JararacaError
 from jararaca.observability import tracing
 from jararaca.observability.telemetry import Telemetry
@@ -73,10 +74,12 @@ class Beat:
         self.stats = BeatStats()
         self.telemetry = telemetry or Telemetry()
         self.wakeup = asyncio.Event()
-        # (dispatch instant as epoch seconds, plan id, scheduled instant, plan generation); an
-        # entry whose plan is gone (a dynamic schedule deleted) or was replaced since (its
+        # (dispatch instant, plan id, scheduled instant, plan generation), instants as epoch
+        # seconds (exact for fires, which are whole seconds): a float, often the same one
+        # twice, is smaller than a datetime, and the heap holds an entry per action. An entry
+        # whose plan is gone (a dynamic schedule deleted) or was replaced since (its
         # generation moved on) is skipped when popped.
-        self._heap: list[tuple[float, str, datetime, int]] = []
+        self._heap: list[tuple[float, str, float, int]] = []
         self._generation: dict[str, int] = {}
         self._dynamic_records: dict[str, ScheduleRecord] = {}
         self._started = False
@@ -110,10 +113,14 @@ class Beat:
         """Push the next fire of each plan; return the missed fires catch-up still runs."""
         last_fires = await self.backend.get_last_fires([p.action_id for p in plans])
         catch_up: list[FireClaim] = []
-        # Many actions share a cron and have never fired: plan each distinct case once.
+        # Many actions share a cron: plan each distinct case once.
         planned: dict[tuple[object, ...], tuple[list[datetime], datetime]] = {}
+        never_fired: list[Plan] = []
         for plan in plans:
             last = last_fires.get(plan.action_id)
+            if last is None:
+                never_fired.append(plan)
+                continue
             case = (plan.cron, last, plan.catch_up, plan.catch_up_window)
             if case not in planned:
                 planned[case] = first_fires(
@@ -127,6 +134,18 @@ class Beat:
             if missed:
                 log.info("%s: catching up %d missed fire(s)", plan.action_id, len(missed))
             catch_up.extend(self._claim(plan, at, now, catch_up=True) for at in missed)
+            self._push(plan, upcoming)
+        # One that never fired starts at its cron's next fire. Sorted by expression, actions of
+        # one cron are neighbours and share it, and no next fire outlives its push: a dict by
+        # cron held one per distinct cron, 100,000 at once at the beat's peak memory.
+        previous: Cron | None = None
+        upcoming = now
+        for plan in sorted(never_fired, key=_expression):
+            if plan.cron != previous:
+                previous = plan.cron
+                _, upcoming = first_fires(
+                    plan.cron, last_fire=None, now=now, policy=plan.catch_up, window=None
+                )
             self._push(plan, upcoming)
         return catch_up
 
@@ -189,8 +208,9 @@ class Beat:
                 fire_id(plan.action_id, scheduled_at), plan.jitter, scheduled_at, following
             )
         generation = self._generation.get(plan.action_id, 0)
-        entry = (scheduled_at.timestamp() + offset, plan.action_id, scheduled_at, generation)
-        heapq.heappush(self._heap, entry)
+        scheduled = scheduled_at.timestamp()
+        dispatch = scheduled + offset if offset else scheduled
+        heapq.heappush(self._heap, (dispatch, plan.action_id, scheduled, generation))
 
     def _claim(
         self,
@@ -263,10 +283,11 @@ class Beat:
         stamp = present + self.lead + 1e-6
         heap = self._heap
         while heap and heap[0][0] <= stamp:
-            dispatch_at, action_id, scheduled_at, generation = heapq.heappop(heap)
+            dispatch_at, action_id, scheduled, generation = heapq.heappop(heap)
             action = self._by_id.get(action_id)
             if action is None or generation != self._generation.get(action_id, 0):
                 continue  # a dynamic schedule deleted or replaced since this was planned
+            scheduled_at = datetime.fromtimestamp(scheduled, UTC)
             upcoming = action.cron.next_after(scheduled_at)
             if upcoming <= now:
                 # The beat fell behind by more than a period (a stalled loop or host): this
@@ -410,3 +431,7 @@ class Beat:
             await asyncio.wait([sleeper, stopper], return_when=asyncio.FIRST_COMPLETED)
             for task in (sleeper, stopper):
                 task.cancel()
+
+
+def _expression(plan: Plan) -> str:
+    return plan.cron.expr

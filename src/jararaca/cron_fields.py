@@ -1,0 +1,214 @@
+"""cronsim's reading of each cron field, done once per distinct field and shared.
+
+Building a ``CronSim`` is mostly parsing its six fields (about 55 µs, three times the walk to
+the next fire), and it was paid for every expression twice at start-up (validation, then the
+first fire), and again for every fire after. Apps repeat fields far more than expressions: at
+100,000 distinct expressions there are still only 60 seconds, 60 minutes, 24 hours and a few
+date parts. So cronsim reads each time field alone (the others ``*``) and each date part
+(day-of-month, month, day-of-week, which cronsim checks together) once; an iterator for a
+whole expression is assembled from those readings (``new_sim``), and a next fire is found
+without one when the first time of day the fields allow falls on a date they allow
+(``next_slot``).
+
+cronsim parses the fields one after the other and raises at the first bad one, so reading
+them apart fails on the same field, with the same message, as reading them together.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+from datetime import date, datetime, time, timedelta
+from typing import Any, NamedTuple
+
+from cronsim import CronSim
+
+__all__ = ["DatePart", "date_part", "new_sim", "next_slot", "read_fields"]
+
+# Any start works for reading: only the parsed fields, or whether a fire exists at all, are used.
+_PROBE_START = datetime(2000, 1, 1)
+# Everything a CronSim holds. An assembled CronSim sets exactly these: if cronsim changes its
+# own state (a new version), assembling is no longer known to be right and new_sim builds a
+# CronSim the ordinary way (tests/unit/test_cron_fields.py fails to say so).
+_SIM_STATE = frozenset(
+    {
+        "skip_initial_tick",
+        "dt",
+        "tick_direction",
+        "parts",
+        "day_and",
+        "seconds",
+        "minutes",
+        "hours",
+        "days",
+        "months",
+        "weekdays",
+        "fixup_tz",
+    }
+)
+_SECOND = timedelta(seconds=1)
+_DAY_LESS_A_SECOND = timedelta(days=1, seconds=-1)
+ASSEMBLED = set(vars(CronSim("* * * * *", _PROBE_START))) == _SIM_STATE
+
+
+class DatePart(NamedTuple):
+    """cronsim's reading of day-of-month, month and day-of-week together."""
+
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[Any]
+    """Weekday numbers, and ``(weekday, nth)`` or ``(weekday, CronSim.LAST)`` pairs."""
+    day_and: bool
+    """Day-of-month and day-of-week are AND-ed (one of them starts with ``*``), not OR-ed."""
+    fires: bool
+    """Some date matches within cronsim's 50-year search (so, as dates recur, ever)."""
+    text: str
+    """The three fields as written, space-separated."""
+
+
+class Fields(NamedTuple):
+    """cronsim's reading of a whole expression."""
+
+    seconds: frozenset[int]
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    date: DatePart
+
+
+def read_fields(cronsim_text: str) -> Fields:
+    """Read a 5- or 6-field expression; raise what ``CronSim(cronsim_text, ...)`` raises."""
+    parts = cronsim_text.split()
+    if len(parts) == 5:
+        parts.insert(0, "0")
+    if len(parts) != 6:  # cronsim's own check and message, for a text normalised elsewhere
+        CronSim(cronsim_text, _PROBE_START)
+    return Fields(
+        _time_field(0, parts[0]),
+        _time_field(1, parts[1]),
+        _time_field(2, parts[2]),
+        date_part(parts[3], parts[4], parts[5]),
+    )
+
+
+def next_slot(cronsim_text: str, start: datetime) -> datetime | None:
+    """``next(CronSim(cronsim_text, start))`` for a valid text and a naive ``start``, or None
+    where cronsim stops: the first slot strictly after ``start``."""
+    if ASSEMBLED and start.tzinfo is None:
+        fields = read_fields(cronsim_text)
+        before = _before_next_time(start, fields)
+        slot = before + _SECOND
+        # The first time of day the time fields allow, on a date the date fields allow: the
+        # answer, without a walk (most next fires of a cron that fires daily or on weekdays).
+        if _date_matches(fields.date.text, slot.date()):
+            return slot
+        start = before
+    for slot in new_sim(cronsim_text, start, reverse=False):
+        return slot
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _date_matches(date_text: str, day: date) -> bool:
+    """Whether cronsim fires on ``day`` for these date fields (asked of cronsim itself)."""
+    midnight = datetime.combine(day, time())
+    for slot in CronSim(f"0 0 0 {date_text}", midnight - _SECOND):
+        return bool(slot == midnight)
+    return False
+
+
+def new_sim(cronsim_text: str, start: datetime, *, reverse: bool) -> CronSim:
+    """``CronSim(cronsim_text, start, reverse=reverse)`` for a valid text and a naive
+    ``start``, from the cached readings; it yields the same fires.
+
+    Forward, its walk may begin later than ``start``: past the times of day the time fields
+    leave out.
+    """
+    if not ASSEMBLED or start.tzinfo is not None:
+        return CronSim(cronsim_text, start, reverse=reverse)
+    fields = read_fields(cronsim_text)
+    date = fields.date
+    if not reverse:
+        start = _before_next_time(start, fields)
+    sim = CronSim.__new__(CronSim)
+    # What CronSim.__init__ sets for a naive start. The shared sets are frozen: cronsim only
+    # reads them while it walks.
+    sim.__dict__.update(
+        skip_initial_tick=bool(reverse and start.microsecond),
+        dt=start.replace(microsecond=0),
+        tick_direction=-1 if reverse else 1,
+        parts=_six(cronsim_text.upper()),
+        day_and=date.day_and,
+        seconds=fields.seconds,
+        minutes=fields.minutes,
+        hours=fields.hours,
+        days=date.days,
+        months=date.months,
+        weekdays=date.weekdays,
+        fixup_tz=None,
+    )
+    return sim
+
+
+def _before_next_time(start: datetime, fields: Fields) -> datetime:
+    """The second before the first time of day on the time fields' grid from cronsim's first
+    candidate (the whole second after ``start``) on, today or tomorrow. Nothing in between can
+    fire, and cronsim walks there an hour, a minute or a second at a time: for a cron that
+    fires once a day, most of a next fire's cost."""
+    first = start.replace(microsecond=0) + _SECOND
+    hours, minutes = _sorted(fields.hours), _sorted(fields.minutes)
+    seconds = _sorted(fields.seconds)
+    if first.hour in fields.hours:
+        if first.minute in fields.minutes:
+            at = bisect.bisect_left(seconds, first.second)
+            if at < len(seconds):
+                return first.replace(second=seconds[at]) - _SECOND
+        at = bisect.bisect_right(minutes, first.minute)
+        if at < len(minutes):
+            return first.replace(minute=minutes[at], second=seconds[0]) - _SECOND
+    at = bisect.bisect_right(hours, first.hour)
+    if at < len(hours):
+        return first.replace(hour=hours[at], minute=minutes[0], second=seconds[0]) - _SECOND
+    return first.replace(hour=hours[0], minute=minutes[0], second=seconds[0]) + _DAY_LESS_A_SECOND
+
+
+@functools.lru_cache(maxsize=4096)
+def _sorted(values: frozenset[int]) -> tuple[int, ...]:
+    return tuple(sorted(values))
+
+
+def _six(text: str) -> list[str]:
+    parts = text.split()
+    if len(parts) == 5:
+        parts.insert(0, "0")
+    return parts
+
+
+@functools.lru_cache(maxsize=4096)
+def _time_field(index: int, text: str) -> frozenset[int]:
+    """Second (0), minute (1) or hour (2), read alone."""
+    alone = ["*"] * 6
+    alone[index] = text
+    sim = CronSim(" ".join(alone), _PROBE_START)
+    return frozenset((sim.seconds, sim.minutes, sim.hours)[index])
+
+
+@functools.lru_cache(maxsize=4096)
+def date_part(day_of_month: str, month: str, day_of_week: str) -> DatePart:
+    """The date fields read together (cronsim checks that a day exists in a listed month)."""
+    text = f"{day_of_month} {month} {day_of_week}"
+    sim = CronSim(f"0 0 0 {text}", _PROBE_START)
+    date = DatePart(
+        frozenset(sim.days),
+        frozenset(sim.months),
+        frozenset(sim.weekdays),
+        sim.day_and,
+        True,
+        text,
+    )
+    # Only the date fields can starve a cron (every day has every time of day), and a date
+    # that matches at all recurs within the search, so one probe tells whether it ever fires.
+    try:
+        next(sim)
+    except StopIteration:
+        return date._replace(fires=False)
+    return date
