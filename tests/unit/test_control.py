@@ -316,6 +316,22 @@ async def test_processes_are_alive_until_silent_for_three_leases(store: str) -> 
     assert found["w1"].names == ["a"] and found["w1"].kind == "worker"
 
 
+async def test_a_heartbeat_lists_the_first_hundred_names_and_counts_the_rest(store: str) -> None:
+    from jararaca.backends.memory import MemoryBackend
+    from jararaca.control.text import processes
+    from jararaca.observability.heartbeats import HEARTBEAT_NAMES, Heartbeat
+
+    backend = MemoryBackend(store)
+    names = [f"jobs.Nightly.action_{i:03d}" for i in range(HEARTBEAT_NAMES + 150)]
+    beat = Heartbeat(backend, FakeClock(T0), process_id="b1", kind="beat", names=names, period=HOUR)
+    await backend.heartbeat(beat.record, keep=timedelta(days=1))
+    async with control(store, FakeClock(T0)) as c:
+        [found] = await c.processes()
+    assert found.names == names[:HEARTBEAT_NAMES]
+    assert found.more_names == 150
+    assert processes([found], T0).rstrip().endswith("action_099 and 150 more")
+
+
 async def test_a_dynamic_schedule_fires_its_message_is_listed_and_steered(store: str) -> None:
     async with harness(store, "yearly") as t, control(store, t.clock) as c:
         info = await c.create_schedule(

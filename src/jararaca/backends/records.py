@@ -116,6 +116,9 @@ class ProcessRecord:
     period_seconds: float = 30.0
     # Where it serves /metrics, /healthz and /readyz (--metrics-port), if it does.
     metrics_address: str | None = None
+    # How many more actions or handlers it runs than ``names`` lists (a heartbeat lists the
+    # first HEARTBEAT_NAMES: at 100,000 actions, all of them made every heartbeat 4 MB).
+    more_names: int = 0
 
     def seen(self, now: datetime) -> ProcessRecord:
         return replace(self, last_seen=now)
@@ -133,6 +136,7 @@ class ProcessRecord:
                 "n": list(self.names),
                 "pp": self.period_seconds,
                 "m": self.metrics_address,
+                "nm": self.more_names,
             },
             separators=(",", ":"),
         )
@@ -151,6 +155,7 @@ class ProcessRecord:
             names=tuple(data.get("n") or ()),
             period_seconds=float(data.get("pp") or 30.0),
             metrics_address=data.get("m"),
+            more_names=int(data.get("nm") or 0),
         )
 
 

@@ -115,6 +115,7 @@ class ProcessInfo(_Model):
     alive: bool  # seen within three lease periods
     # Its /metrics, /healthz and /readyz (http://host:port), when run with --metrics-port.
     metrics_address: str | None = None
+    more_names: int = 0  # how many more it runs than ``names`` lists (the first 100)
 
     @classmethod
     def from_record(cls, record: ProcessRecord, *, alive: bool) -> ProcessInfo:
@@ -129,4 +130,5 @@ class ProcessInfo(_Model):
             names=list(record.names),
             alive=alive,
             metrics_address=record.metrics_address,
+            more_names=record.more_names,
         )

@@ -191,7 +191,7 @@ def processes(found: Sequence[ProcessInfo], now: datetime) -> str:
             relative(p.last_seen, now),
             p.id,
             p.metrics_address or NONE,
-            ", ".join(p.names) or NONE,
+            ", ".join(p.names) + (f" and {p.more_names} more" if p.more_names else "") or NONE,
         ]
         for p in found
     ]

@@ -26,6 +26,8 @@ log = logging.getLogger("jararaca.heartbeat")
 # A process unheard of for this many periods is shown as gone; its record lives a little
 # longer so that `status` can still say "gone" rather than forget it at once.
 GONE_AFTER_PERIODS = 3
+# A heartbeat lists this many of its process's actions or handlers, and counts the rest.
+HEARTBEAT_NAMES = 100
 EXPIRE_AFTER_PERIODS = 10
 
 
@@ -66,8 +68,9 @@ class Heartbeat:
             version=jararaca_version(),
             started_at=now,
             last_seen=now,
-            names=tuple(names),
+            names=tuple(names[:HEARTBEAT_NAMES]),
             period_seconds=period.total_seconds(),
+            more_names=max(0, len(names) - HEARTBEAT_NAMES),
         )
         self._task: asyncio.Task[None] | None = None
 
