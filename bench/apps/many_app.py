@@ -37,16 +37,14 @@ def _quiet_hours(hour_now: int) -> list[int]:
     return [h for h in range(24) if h not in (hour_now, (hour_now + 1) % 24)]
 
 
-def quiet_cron(index: int, hour_now: int) -> str:
-    """A daily 5-field cron that fires neither in the current hour nor in the next."""
-    hours = _quiet_hours(hour_now)
+def quiet_cron(index: int, hours: list[int]) -> str:
+    """A daily 5-field cron that fires in none but the quiet ``hours``."""
     return f"{index % 60} {hours[(index // 60) % len(hours)]} * * *"
 
 
-def distinct_cron(index: int, hour_now: int) -> str:
-    """A 6-field cron of its own for each index (up to 792,000), firing neither in the current
-    hour nor in the next."""
-    hours = _quiet_hours(hour_now)
+def distinct_cron(index: int, hours: list[int]) -> str:
+    """A 6-field cron of its own for each index (up to 792,000 with 22 quiet ``hours``),
+    firing in none but those hours."""
     day, second = divmod(index, 60 * 60 * len(hours))
     if day >= len(DAYS):
         raise ValueError(f"no distinct quiet cron for action {index}")
@@ -57,7 +55,8 @@ def distinct_cron(index: int, hour_now: int) -> str:
 def crons(count: int, shared: int, slot: str, hour_now: int, distinct: bool) -> list[str]:
     """The cron of each action, in order."""
     quiet = distinct_cron if distinct else quiet_cron
-    return [f"{slot} * * *" if i < shared else quiet(i, hour_now) for i in range(count)]
+    hours = _quiet_hours(hour_now)  # once: the app's build time is part of the start-up figure
+    return [f"{slot} * * *" if i < shared else quiet(i, hours) for i in range(count)]
 
 
 def _method(qualname: str) -> Action:

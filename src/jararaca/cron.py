@@ -39,6 +39,7 @@ _FIXED_ZONE_KEY = re.compile(
     r"(Etc/)?(UTC|UCT|Universal|Zulu|Greenwich|GMT([+-]?\d{1,2})?)", re.IGNORECASE
 )
 _SECOND = timedelta(seconds=1)
+_NO_OFFSET = timedelta(0)
 
 
 def resolve_timezone(tz: str | tzinfo | None) -> tzinfo:
@@ -274,6 +275,8 @@ def _tz_key(tz: tzinfo) -> object:
 
 def _fixed_offset(tz: tzinfo) -> timedelta | None:
     """The zone's one UTC offset if it never changes, else None; checks the zone is usable."""
+    if tz is UTC:  # most crons: no probe
+        return _NO_OFFSET
     probe = datetime(2000, 1, 1, tzinfo=tz)
     try:
         offset = probe.utcoffset()

@@ -48,6 +48,8 @@ _SIM_STATE = frozenset(
 )
 _SECOND = timedelta(seconds=1)
 _DAY_LESS_A_SECOND = timedelta(days=1, seconds=-1)
+_DAY = timedelta(days=1)
+_DAYS_ASKED = 7  # enough for any day-of-week field alone
 ASSEMBLED = set(vars(CronSim("* * * * *", _PROBE_START))) == _SIM_STATE
 
 
@@ -101,10 +103,23 @@ def next_slot(cronsim_text: str, start: datetime) -> datetime | None:
         # answer, without a walk (most next fires of a cron that fires daily or on weekdays).
         if _date_matches(fields.date.text, slot.date()):
             return slot
+        # No fire that day: the answer is the first time of day on the next date that
+        # matches (a weekday cron on a weekend). Dates are asked one by one, a week at most,
+        # each answer cached; rarer date fields (a day of one month) walk with cronsim.
+        day = slot.date()
+        for _ in range(_DAYS_ASKED):
+            day += _DAY
+            if _date_matches(fields.date.text, day):
+                return datetime.combine(day, _first_time(fields))
         start = before
     for slot in new_sim(cronsim_text, start, reverse=False):
         return slot
     return None
+
+
+def _first_time(fields: Fields) -> time:
+    """The first time of day the time fields allow."""
+    return time(_sorted(fields.hours)[0], _sorted(fields.minutes)[0], _sorted(fields.seconds)[0])
 
 
 @functools.lru_cache(maxsize=4096)

@@ -29,6 +29,7 @@ EXPRESSIONS = [
     "1-30/7 */6 * * *",
     "*/10 * * * * *",
     "5 30 4 * * 1-5",
+    "0 15,45 8,17 * * sat,sun",
     "59 59 23 31 12 *",
 ]
 STARTS = [
@@ -84,6 +85,17 @@ def test_skipping_times_left_out_and_next_slot_yield_the_same_fires(
     expected = list(itertools.islice(CronSim(text, start), 5))
     assert list(itertools.islice(new_sim(text, start, reverse=False), 5)) == expected
     assert next_slot(text, start) == (expected[0] if expected else None)
+
+
+@pytest.mark.parametrize("expr", EXPRESSIONS)
+@pytest.mark.parametrize(
+    "start",
+    # A Saturday evening and a Sunday noon: a weekday cron's next fire is days away, found by
+    # asking the following dates one by one rather than by walking.
+    [*STARTS, datetime(2026, 11, 28, 21, 0, 0), datetime(2026, 11, 29, 12, 0, 0, 1)],
+)
+def test_next_slot_is_cronsims_first_fire(expr: str, start: datetime) -> None:
+    assert next_slot(expr, start) == next(CronSim(expr, start), None)
 
 
 def test_assembled_cronsims_do_not_share_their_walk() -> None:
