@@ -126,3 +126,32 @@ def test_a_task_id_always_falls_in_the_same_shard() -> None:
     assert shard_of("order-17", 1) == 0
     assert shard_of("order-17", 8) == zlib.crc32(b"order-17") % 8 == 4  # not hash()
     assert {shard_of(f"m{i}", 4) for i in range(100)} == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize(
+    ("url", "names"),
+    [
+        ("redis://127.0.0.1:6379/0?namespace=orders", "unknown option 'namespace'"),
+        ("rediss://:pw@h1:6380/0?socket_timout=3", "unknown option 'socket_timout'"),
+    ],
+)
+def test_an_unknown_option_of_a_plain_redis_url_is_refused_before_connecting(
+    url: str, names: str
+) -> None:
+    # redis-py passes such options to its connection class, which raised a TypeError at the
+    # first command, from inside redis-py.
+    with pytest.raises(ConfigError, match=names) as caught:
+        RedisBackend(url, namespace="app")
+    assert "pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0?socket_timeout=3&max_connections=10&shards=2",
+        "rediss://h1/0?ssl_cert_reqs=none&client_name=beat",
+        "unix:///run/redis.sock?db=2&health_check_interval=30",
+    ],
+)
+def test_redis_pys_own_connection_options_are_accepted(url: str) -> None:
+    RedisBackend(url, namespace="app")

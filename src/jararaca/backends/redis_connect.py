@@ -23,6 +23,8 @@ The password of the user part is the master's; the Sentinels' own, if they have 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import cast
@@ -202,7 +204,39 @@ def check_url(url: str) -> BackendOptions:
                 f"wait_replicas is not supported on a Redis Cluster URL {redact(url)!r}: "
                 "leave it out (a cluster's masters replicate asynchronously, as documented)"
             )
+    else:
+        _check_connection_options(bare)
     return options
+
+
+def _check_connection_options(url: str) -> None:
+    """redis-py hands each query option it does not parse itself to the connection class as
+    a keyword: a misspelt one (or another tool's, such as ``namespace=``) failed only at the
+    first command, with a TypeError from inside redis-py."""
+    unknown = sorted(set(parse_qs(urlsplit(url.strip()).query)) - _connection_options())
+    if unknown:
+        raise ConfigError(
+            f"unknown option {unknown[0]!r} in Redis URL {redact(url)!r}: a Redis URL takes "
+            "redis-py's connection options (e.g. socket_timeout=, max_connections=, "
+            "client_name=) and jararaca's shards= and wait_replicas=; remove or correct it"
+        )
+
+
+@functools.cache
+def _connection_options() -> frozenset[str]:
+    """The query options redis-py accepts in a URL: those it parses, and the keywords of
+    its connection classes and of the blocking pool (``max_connections``, ``timeout``)."""
+    from redis.asyncio import connection
+
+    names = set(connection.URL_QUERY_ARGUMENT_PARSERS) | {"max_connections", "timeout"}
+    for cls in (
+        connection.AbstractConnection,
+        connection.Connection,
+        connection.SSLConnection,
+        connection.UnixDomainSocketConnection,
+    ):
+        names |= set(inspect.signature(cls.__init__).parameters)
+    return frozenset(names - {"self", "args", "kwargs"})
 
 
 def _scheme(url: str) -> str:
