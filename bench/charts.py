@@ -23,11 +23,20 @@ import matplotlib.pyplot as plt
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 OUT = ROOT / "docs" / "bench-peers.png"
-COLOURS = {"jararaca": "#1b7837", "celery": "#b2182b", "taskiq": "#2166ac"}
+COLOURS = {
+    "jararaca": "#1b7837",
+    "celery": "#b2182b",
+    "taskiq": "#2166ac",
+    "jararaca-0.5.13": "#e08214",
+}
 
 
 def system_of(section_id: str) -> str:
-    return section_id.rsplit("-", 1)[-1]
+    """The system of a section: peers/cron-celery -> celery, peers/burst-10k-jararaca-0.5.13 ->
+    jararaca-0.5.13 (a system's name may have dashes of its own)."""
+    variant = section_id.split("/", 1)[1]
+    dashes_before = 1 if variant.startswith("cron-") else 2
+    return variant.split("-", dashes_before)[-1]
 
 
 def newest() -> Path:
@@ -76,7 +85,8 @@ def draw(samples: dict[str, list[list[float]]], out: Path, title: str) -> None:
 def main(argv: list[str]) -> None:
     path = Path(argv[0]) if argv else newest()
     samples = json.loads(path.read_text(encoding="utf-8"))
-    title = f"jararaca, Celery and taskiq on the same servers, same run ({path.name})"
+    systems = "jararaca, Celery, taskiq and jararaca 0.5.13"
+    title = f"{systems} on the same servers, same run ({path.name})"
     draw(samples, OUT, title)
 
 

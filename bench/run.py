@@ -5,7 +5,7 @@
     ./scripts/bench --only cron-precision --only ceiling
     ./scripts/bench --only delayed-burst --burst-sizes 10000   # without the 100k bursts
     ./scripts/bench --markdown bench/results/<file>.json   # a saved run as Markdown
-    ./scripts/bench --only peers          # beside Celery and taskiq (not in the full run)
+    ./scripts/bench --only peers          # beside Celery, taskiq, jararaca 0.5.13 (opt-in)
 
 Figures go to bench/results/<UTC timestamp>.json. The exit code is 1 when anything was lost,
 doubled or missed, a benchmark process failed, or a figure could not be measured (see
@@ -78,8 +78,9 @@ NAMES = (
     "redis-cluster",
     "peers",
 )
-# Run only when asked (--only): about 15 minutes, and a virtualenv of its own
-# (./scripts/bench-peers-venv) with Celery and taskiq, which jararaca does not depend on.
+# Run only when asked (--only): about 20 minutes, and virtualenvs of their own
+# (./scripts/bench-peers-venv: Celery and taskiq, which jararaca does not depend on;
+# ./scripts/bench-v0513-venv: jararaca 0.5.13, whose module has this project's name).
 OPT_IN = frozenset({"peers"})
 NEEDS_CEILING = frozenset(t.scenario for t in TARGETS if t.of_ceiling)
 

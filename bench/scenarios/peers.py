@@ -1,13 +1,15 @@
-"""peers: jararaca beside Celery 5 (beat + celery-redbeat) and taskiq (taskiq-aio-pika), in
-the same run, on the same servers, with the same workloads.
+"""peers: jararaca beside Celery 5 (beat + celery-redbeat), taskiq (taskiq-aio-pika) and
+jararaca 0.5.13 from PyPI (the upstream release this project is measured against), in the
+same run, on the same servers, with the same workloads.
 
-    ./scripts/bench-peers-venv && ./scripts/bench --only peers     # about 15 minutes
+    ./scripts/bench-peers-venv && ./scripts/bench-v0513-venv   # their virtualenvs, once
+    ./scripts/bench --only peers                                 # about 20 minutes
 
-Two workloads, each repeat running jararaca, then Celery, then taskiq (so that all three see
-the same load on the shared machine): three seconds crons (every 1, 2 and 5 s) for the
-profile's cron duration, and a burst of delayed messages all due at one instant (the
-profile's smallest burst size: 10,000 in the full run). jararaca's figures come from
-bench.scenarios.cron_precision and delayed_burst (the burst in its single form: one
+Two workloads, each repeat running jararaca, then Celery, then taskiq, then jararaca 0.5.13
+(so that all of them see the same load on the shared machine): three seconds crons (every 1,
+2 and 5 s) for the profile's cron duration, and a burst of delayed messages all due at one
+instant (the profile's smallest burst size: 10,000 in the full run). jararaca's figures come
+from bench.scenarios.cron_precision and delayed_burst (the burst in its single form: one
 ``delay()`` per message, as the peers send theirs); the peers' from peers_cron and
 peers_burst. Each peer section shows each figure's ratio to jararaca's of the same run
 (bench.table), and its lost, doubled and missed are figures, not failures of the run
@@ -26,7 +28,7 @@ from bench.config import RESULTS_DIR, Profile
 from bench.results import Section, count_id
 from bench.scenarios import cron_precision, delayed_burst
 from bench.scenarios.peers_burst import peer_burst
-from bench.scenarios.peers_common import CELERY, PEERS, TASKIQ, require_venv
+from bench.scenarios.peers_common import CELERY, JARARACA_0513, PEERS, TASKIQ, require_venv
 from bench.scenarios.peers_cron import peer_cron
 from bench.stats import Records
 
@@ -36,11 +38,13 @@ CRON_HOW = {
     "jararaca": "jararaca beat + worker, seconds crons",
     CELERY.name: "Celery beat + redbeat, intervals, solo worker",
     TASKIQ.name: "taskiq scheduler, interval labels, 1 worker",
+    JARARACA_0513.name: "jararaca 0.5.13 beat --interval 1 + worker, seconds crons",
 }
 BURST_HOW = {
     "jararaca": "jararaca delay() each, beat + worker",
     CELERY.name: "Celery apply_async(eta) each, solo worker",
     TASKIQ.name: "taskiq kiq() + delay label each, 1 worker",
+    JARARACA_0513.name: "jararaca 0.5.13 schedule() each, beat + worker",
 }
 CANNOT = {
     "cron-celery-crontab": ("Celery crontab() in seconds", "crontab() has no seconds field"),

@@ -1,8 +1,9 @@
 """peers, seconds crons: a peer's scheduler and one worker process for a while, and the
 lateness of each fire against the instant that peer meant it for.
 
-Neither peer gives its task an intended instant (jararaca's ``ScheduledRun.scheduled_at``);
-each peer app stamps its scheduler's publish time in the message (bench.peers), and here:
+Neither Celery nor taskiq gives its task an intended instant (jararaca's
+``ScheduledRun.scheduled_at``); each of their apps stamps its scheduler's publish time in the
+message (bench.peers), and here:
 
 - Celery beat (interval schedules): the next due instant of an entry is its last run plus the
   interval, so a fire's intended instant is the previous fire's publish + the interval (the
@@ -10,6 +11,11 @@ each peer app stamps its scheduler's publish time in the message (bench.peers), 
   than a fixed grid of the same period shows up as ``missed``.
 - taskiq's scheduler (interval labels) checks its schedules on each whole-second tick: a
   fire's intended instant is the whole second of its publish.
+- jararaca 0.5.13 (seconds crons) gives its action the whole second of the beat's pass that
+  dispatched it, the fire's slot only when the pass fell in the slot's own second (a pass at
+  13.2 s dispatches the every-2-s fire of 12 s, stamped 13: bench.peers.jararaca0513_app): a
+  fire's intended instant is that stamp floored to its schedule's grid (every 1, 2 or 5 s of
+  the minute, so of the epoch).
 
 ``missed`` counts, per schedule, the slots of a fixed grid (its first intended instant + k x
 its interval) in the window [ready + 2 s, stop - 2 s] beyond the fires seen there.
@@ -24,7 +30,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from bench.procs import Procs, stop_all
-from bench.scenarios.peers_common import Peer
+from bench.scenarios.peers_common import JARARACA_0513, TASKIQ, Peer
 from bench.stats import Figures, Records, lateness_ms
 
 MARGIN = 2.0  # seconds after readiness and before stopping that are not judged
@@ -52,7 +58,7 @@ def peer_cron(peer: Peer, seconds: float, keep: list[Records]) -> Figures:
 
 
 def intended(peer: str, published: Records) -> Records:
-    """The records with ``due`` the intended instant of each fire instead of its publish."""
+    """The records with ``due`` the intended instant of each fire instead of its app's stamp."""
     by_schedule: dict[str, list[int]] = defaultdict(list)
     for index, key in enumerate(published.keys):
         by_schedule[str(key).split("@")[0]].append(index)
@@ -61,8 +67,10 @@ def intended(peer: str, published: Records) -> Records:
         indexes.sort(key=lambda i: published.due[i])
         for order, index in enumerate(indexes):
             sent = published.due[index]
-            if peer == "taskiq":
+            if peer == TASKIQ.name:
                 due[index] = math.floor(sent)
+            elif peer == JARARACA_0513.name:
+                due[index] = math.floor(sent / INTERVALS[name]) * INTERVALS[name]
             elif order > 0:
                 due[index] = published.due[indexes[order - 1]] + INTERVALS[name]
     return Records(list(published.keys), due, list(published.start))
