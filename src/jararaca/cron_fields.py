@@ -48,8 +48,6 @@ _SIM_STATE = frozenset(
 )
 _SECOND = timedelta(seconds=1)
 _DAY_LESS_A_SECOND = timedelta(days=1, seconds=-1)
-_DAY = timedelta(days=1)
-_DAYS_ASKED = 7  # enough for any day-of-week field alone
 ASSEMBLED = set(vars(CronSim("* * * * *", _PROBE_START))) == _SIM_STATE
 
 
@@ -104,13 +102,10 @@ def next_slot(cronsim_text: str, start: datetime) -> datetime | None:
         if _date_matches(fields.date.text, slot.date()):
             return slot
         # No fire that day: the answer is the first time of day on the next date that
-        # matches (a weekday cron on a weekend). Dates are asked one by one, a week at most,
-        # each answer cached; rarer date fields (a day of one month) walk with cronsim.
-        day = slot.date()
-        for _ in range(_DAYS_ASKED):
-            day += _DAY
-            if _date_matches(fields.date.text, day):
-                return datetime.combine(day, _first_time(fields))
+        # matches (a weekday cron on a weekend), asked of cronsim once per date fields and day.
+        following = _next_date(fields.date.text, slot.date())
+        if following is not None:
+            return datetime.combine(following, _first_time(fields))
         start = before
     for slot in new_sim(cronsim_text, start, reverse=False):
         return slot
@@ -120,6 +115,15 @@ def next_slot(cronsim_text: str, start: datetime) -> datetime | None:
 def _first_time(fields: Fields) -> time:
     """The first time of day the time fields allow."""
     return time(_sorted(fields.hours)[0], _sorted(fields.minutes)[0], _sorted(fields.seconds)[0])
+
+
+@functools.lru_cache(maxsize=4096)
+def _next_date(date_text: str, day: date) -> date | None:
+    """The first date after ``day`` on which cronsim fires for these date fields, or None
+    where cronsim stops looking (then the caller's walk finds none either)."""
+    for slot in CronSim(f"0 0 0 {date_text}", datetime.combine(day, time())):
+        return slot.date()
+    return None
 
 
 @functools.lru_cache(maxsize=4096)

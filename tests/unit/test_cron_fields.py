@@ -91,7 +91,7 @@ def test_skipping_times_left_out_and_next_slot_yield_the_same_fires(
 @pytest.mark.parametrize(
     "start",
     # A Saturday evening and a Sunday noon: a weekday cron's next fire is days away, found by
-    # asking the following dates one by one rather than by walking.
+    # asking cronsim for the next date its date fields allow rather than by walking.
     [*STARTS, datetime(2026, 11, 28, 21, 0, 0), datetime(2026, 11, 29, 12, 0, 0, 1)],
 )
 def test_next_slot_is_cronsims_first_fire(expr: str, start: datetime) -> None:
