@@ -98,14 +98,13 @@ def next_slot(cronsim_text: str, start: datetime) -> datetime | None:
         before = _before_next_time(start, fields)
         slot = before + _SECOND
         # The first time of day the time fields allow, on a date the date fields allow: the
-        # answer, without a walk (most next fires of a cron that fires daily or on weekdays).
-        if _date_matches(fields.date.text, slot.date()):
+        # answer, without a walk (most next fires of a cron that fires daily or on weekdays);
+        # on a later date when that day has no fire (a weekday cron on a weekend).
+        first = _first_date(fields.date.text, slot.date())
+        if first == slot.date():
             return slot
-        # No fire that day: the answer is the first time of day on the next date that
-        # matches (a weekday cron on a weekend), asked of cronsim once per date fields and day.
-        following = _next_date(fields.date.text, slot.date())
-        if following is not None:
-            return datetime.combine(following, _first_time(fields))
+        if first is not None:
+            return datetime.combine(first, _first_time(fields))
         start = before
     for slot in new_sim(cronsim_text, start, reverse=False):
         return slot
@@ -118,21 +117,13 @@ def _first_time(fields: Fields) -> time:
 
 
 @functools.lru_cache(maxsize=4096)
-def _next_date(date_text: str, day: date) -> date | None:
-    """The first date after ``day`` on which cronsim fires for these date fields, or None
-    where cronsim stops looking (then the caller's walk finds none either)."""
-    for slot in CronSim(f"0 0 0 {date_text}", datetime.combine(day, time())):
+def _first_date(date_text: str, day: date) -> date | None:
+    """The first date, ``day`` or later, on which cronsim fires for these date fields (asked of
+    cronsim itself, once per date fields and day), or None where cronsim stops looking (then
+    the caller's walk finds none either)."""
+    for slot in CronSim(f"0 0 0 {date_text}", datetime.combine(day, time()) - _SECOND):
         return slot.date()
     return None
-
-
-@functools.lru_cache(maxsize=4096)
-def _date_matches(date_text: str, day: date) -> bool:
-    """Whether cronsim fires on ``day`` for these date fields (asked of cronsim itself)."""
-    midnight = datetime.combine(day, time())
-    for slot in CronSim(f"0 0 0 {date_text}", midnight - _SECOND):
-        return bool(slot == midnight)
-    return False
 
 
 def new_sim(cronsim_text: str, start: datetime, *, reverse: bool) -> CronSim:
