@@ -139,6 +139,15 @@ async def _close_after_failed_start(stack: AsyncExitStack) -> None:
         log.debug("closing after a failed start-up: %s", exc)
 
 
+def _exit_now(code: int) -> None:
+    # Lines logged in this loop turn wait for its end to be written (see
+    # observability.logs): write them first, os._exit skips every flush.
+    for handler in logging.getLogger().handlers:
+        with contextlib.suppress(Exception):
+            handler.flush()
+    os._exit(code)
+
+
 def run_service(service: Service) -> None:
     """Serve until SIGINT/SIGTERM; see the module docstring for the second signal."""
     exit_code = 0
@@ -157,7 +166,7 @@ def run_service(service: Service) -> None:
                 exit_code = 128 + signum
                 log.warning("second %s: cancelling in-flight work and exiting now", name)
                 service.hurry()
-                loop.call_later(HURRY_SECONDS, os._exit, exit_code)
+                loop.call_later(HURRY_SECONDS, _exit_now, exit_code)
                 return
             log.info(
                 "%s received: draining (up to %.0f s; send it again to exit at once)",

@@ -20,7 +20,7 @@ from jararaca.errors import ConfigError
 from jararaca.loopback import is_loopback
 from jararaca.microservice import ProviderSpec
 from jararaca.observability.endpoint import MetricsConfig
-from jararaca.observability.logs import JsonFormatter, configure_logging
+from jararaca.observability.logs import JsonFormatter, TurnBufferedHandler, configure_logging
 from jararaca.observability.probes import LoopBridge
 from jararaca.observability.prometheus import PrometheusMetrics
 from jararaca.observability.telemetry import Telemetry
@@ -52,6 +52,59 @@ def test_a_json_line_carries_the_exception() -> None:
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), exc_info)
     line = json.loads(JsonFormatter().format(record))
     assert "ValueError: boom" in line["exception"]
+
+
+class _Writes:
+    """A stream that keeps each write apart."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _record(message: str) -> logging.LogRecord:
+    return logging.LogRecord("jararaca.worker", logging.INFO, __file__, 1, message, (), None)
+
+
+async def test_the_lines_of_one_loop_turn_go_out_in_one_write_at_its_end() -> None:
+    stream = _Writes()
+    handler = TurnBufferedHandler()
+    handler.setStream(stream)  # type: ignore[arg-type]
+    for n in range(3):
+        handler.handle(_record(f"line {n}"))
+    assert stream.writes == []  # still this turn
+    await asyncio.sleep(0)
+    assert stream.writes == ["line 0\nline 1\nline 2\n"]
+    handler.handle(_record("next turn"))
+    await asyncio.sleep(0)
+    assert stream.writes[1:] == ["next turn\n"]
+
+
+async def test_a_line_from_another_thread_goes_out_at_once_after_the_loops_lines() -> None:
+    stream = _Writes()
+    handler = TurnBufferedHandler()
+    handler.setStream(stream)  # type: ignore[arg-type]
+    handler.handle(_record("on the loop"))
+    thread = threading.Thread(target=handler.handle, args=(_record("from a thread"),))
+    thread.start()
+    thread.join()
+    assert stream.writes == ["on the loop\nfrom a thread\n"]
+    await asyncio.sleep(0)  # the loop's scheduled flush finds nothing left
+    assert len(stream.writes) == 1
+
+
+def test_without_a_running_loop_a_line_is_written_at_once() -> None:
+    stream = _Writes()
+    handler = TurnBufferedHandler()
+    handler.setStream(stream)  # type: ignore[arg-type]
+    handler.handle(_record("starting"))
+    assert stream.writes == ["starting\n"]
 
 
 def test_configuring_twice_replaces_our_handler_and_keeps_the_others() -> None:
