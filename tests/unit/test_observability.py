@@ -99,6 +99,29 @@ async def test_a_line_from_another_thread_goes_out_at_once_after_the_loops_lines
     assert len(stream.writes) == 1
 
 
+def test_a_loop_stopped_before_its_flush_does_not_hold_back_the_next_loops_lines() -> None:
+    stream = _Writes()
+    handler = TurnBufferedHandler()
+    handler.setStream(stream)  # type: ignore[arg-type]
+    first = asyncio.new_event_loop()
+
+    def log_and_stop() -> None:
+        handler.handle(_record("last of the first loop"))
+        first.stop()  # ends this turn before the flush it scheduled runs
+
+    first.call_soon(log_and_stop)
+    first.run_forever()
+    first.close()
+    assert stream.writes == []
+
+    async def log_one() -> None:
+        handler.handle(_record("on the second loop"))
+        await asyncio.sleep(0)
+
+    asyncio.run(log_one())
+    assert stream.writes == ["last of the first loop\non the second loop\n"]
+
+
 def test_without_a_running_loop_a_line_is_written_at_once() -> None:
     stream = _Writes()
     handler = TurnBufferedHandler()

@@ -63,7 +63,9 @@ class TurnBufferedHandler(logging.StreamHandler[TextIO]):
     def __init__(self) -> None:
         super().__init__(sys.stderr)
         self._lines: list[str] = []
-        self._flush_scheduled = False
+        # The loop a flush is scheduled on: a loop stopped before running it leaves it there,
+        # so a line of another loop schedules its own rather than wait on that one.
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -77,13 +79,13 @@ class TurnBufferedHandler(logging.StreamHandler[TextIO]):
         except RuntimeError:
             self.flush()
             return
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+        if self._flush_loop is not loop:
+            self._flush_loop = loop
             loop.call_soon(self.flush)
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # made by Handler.__init__
-            self._flush_scheduled = False
+            self._flush_loop = None
             if not self._lines:
                 return
             text = self.terminator.join(self._lines) + self.terminator
