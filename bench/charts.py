@@ -1,12 +1,12 @@
 """The peers chart: lateness of the seconds crons and drain of the delayed burst, per system.
 
-    bench/.peers-venv/bin/python -m bench.charts [bench/results/peers-samples-<stamp>.json]
+    bench/.peers-venv/bin/python -m bench.charts [bench/results/peers-samples-<stamp>.json [OUT]]
 
 Reads the samples bench.scenarios.peers saved (the newest when none is named) and draws
-``docs/bench-peers.png``: left, each system's cron lateness as a cumulative distribution (all
-fires of all repeats); right, each repeat's drain curve (messages started against seconds
-after the due instant). Runs with the peers' python: matplotlib is in their virtualenv
-(scripts/bench-peers-venv), not a dependency of jararaca.
+``docs/bench-peers.png`` (or OUT, a path inside the repository): left, each system's cron
+lateness as a cumulative distribution (all fires of all repeats); right, each repeat's drain
+curve (messages started against seconds after the due instant). Runs with the peers' python:
+matplotlib is in their virtualenv (scripts/bench-peers-venv), not a dependency of jararaca.
 """
 
 from __future__ import annotations
@@ -84,10 +84,11 @@ def draw(samples: dict[str, list[list[float]]], out: Path, title: str) -> None:
 
 def main(argv: list[str]) -> None:
     path = Path(argv[0]) if argv else newest()
+    out = Path(argv[1]).resolve() if len(argv) > 1 else OUT
     samples = json.loads(path.read_text(encoding="utf-8"))
     systems = "jararaca, Celery, taskiq and jararaca 0.5.13"
     title = f"{systems} on the same servers, same run ({path.name})"
-    draw(samples, OUT, title)
+    draw(samples, out, title)
 
 
 if __name__ == "__main__":
