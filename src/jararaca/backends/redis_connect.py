@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -90,13 +90,14 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
             )
         db = int(path[1])
     query = parse_qs(parts.query)
-    unknown = sorted(set(query) - _SENTINEL_OPTIONS)
-    if unknown:
-        raise ConfigError(
-            f"unknown option {unknown[0]!r} in Sentinel URL {redact(url)!r}: the only ones are "
-            "sentinel_password= (the Sentinels' own password; the master's goes before the "
-            "hosts) and shards=N"
-        )
+    _refuse_unknown_options(
+        url,
+        query,
+        _SENTINEL_OPTIONS,
+        "Sentinel URL",
+        "the only ones are sentinel_password= (the Sentinels' own password; the master's goes "
+        "before the hosts) and shards=N",
+    )
     return SentinelTarget(
         sentinels=tuple(_address(h, DEFAULT_SENTINEL_PORT) for h in hosts),
         service=path[0],
@@ -133,12 +134,9 @@ def parse_cluster_url(url: str) -> ClusterTarget:
             f"bad Redis Cluster URL {redact(url)!r}: a cluster has no database number or "
             f"path, e.g. {CLUSTER_EXAMPLE!r}"
         )
-    unknown = sorted(set(parse_qs(parts.query)) - set(_OWN_OPTIONS))
-    if unknown:
-        raise ConfigError(
-            f"unknown option {unknown[0]!r} in Redis Cluster URL {redact(url)!r}: the only "
-            "one is shards=N"
-        )
+    _refuse_unknown_options(
+        url, parse_qs(parts.query), _OWN_OPTIONS, "Redis Cluster URL", "the only one is shards=N"
+    )
     return ClusterTarget(
         nodes=tuple(_address(h, 6379) for h in hosts),
         username=unquote(parts.username) if parts.username else None,
@@ -213,13 +211,24 @@ def _check_connection_options(url: str) -> None:
     """redis-py hands each query option it does not parse itself to the connection class as
     a keyword: a misspelt one (or another tool's, such as ``namespace=``) failed only at the
     first command, with a TypeError from inside redis-py."""
-    unknown = sorted(set(parse_qs(urlsplit(url.strip()).query)) - _connection_options())
+    _refuse_unknown_options(
+        url,
+        parse_qs(urlsplit(url.strip()).query),
+        _connection_options(),
+        "Redis URL",
+        "a Redis URL takes redis-py's connection options (e.g. socket_timeout=, "
+        "max_connections=, client_name=) and jararaca's shards= and wait_replicas=; remove or "
+        "correct it",
+    )
+
+
+def _refuse_unknown_options(
+    url: str, given: Iterable[str], known: Iterable[str], kind: str, known_text: str
+) -> None:
+    """A :class:`ConfigError` naming the first option of ``given`` not in ``known``."""
+    unknown = sorted(set(given) - set(known))
     if unknown:
-        raise ConfigError(
-            f"unknown option {unknown[0]!r} in Redis URL {redact(url)!r}: a Redis URL takes "
-            "redis-py's connection options (e.g. socket_timeout=, max_connections=, "
-            "client_name=) and jararaca's shards= and wait_replicas=; remove or correct it"
-        )
+        raise ConfigError(f"unknown option {unknown[0]!r} in {kind} {redact(url)!r}: {known_text}")
 
 
 @functools.cache
