@@ -82,12 +82,18 @@ class RunGuard:
         remember_for: timedelta = REMEMBER_DONE,
         record: RunRecord | None = None,
         action: str | None = None,
+        not_before: datetime | None = None,
     ) -> RunStart | None:
         """Ask the backend whether this worker may run ``run_key`` now. Settles the delivery
         itself and returns None when it may not (a duplicate, a skip on overlap, a fire that
         waits for the previous run, or another worker holding it). ``action`` names a fire's
-        action in the metrics."""
+        action in the metrics.
+
+        Asked before ``not_before`` (a fire held until its instant), a fire the previous run
+        of its action would hold back is asked about again at the instant: its overlap policy
+        decides on what runs then, as if it had been asked only then."""
         now = self.clock.now()
+        ahead = not_before is not None and now < not_before
         # A begin cancelled by shutdown while its answer was on the way is the backend's to
         # clean up (the Redis backend releases a run that started anyway).
         start = await self.backend.begin_run(
@@ -99,10 +105,23 @@ class RunGuard:
             on_overlap=on_overlap,
             remember_for=remember_for,
             record=record,
+            ahead=ahead,
         )
         self.outage.recovered()
         if start.status is RunStatus.STARTED:
             return start
+        if start.status is RunStatus.EARLY and not_before is not None:
+            await self.clock.sleep_until(not_before)
+            return await self.begin(
+                delivery,
+                run_key,
+                overlap_key,
+                on_overlap=on_overlap,
+                recheck_routing_key=recheck_routing_key,
+                remember_for=remember_for,
+                record=record,
+                action=action,
+            )
         if start.status is RunStatus.DONE:
             self.stats.duplicates += 1
             log.debug("%s already ran: duplicate delivery acknowledged", run_key)

@@ -46,7 +46,12 @@ from jararaca.worker_messages import MessageHandling, replay_suffix
 log = logging.getLogger("jararaca.worker")
 # How long before a held fire's instant the worker asks the backend whether it may run it: its
 # duplicate and overlap checks then take their round trip before the instant, not after it.
-BEGIN_AHEAD = timedelta(milliseconds=5)
+# Half the default dispatch lead (JARARACA_DISPATCH_LEAD_MS, 50 ms): at 5 ms, one slot in 20
+# or so started 4-10 ms late on a slow 2-core machine, where the begin of three fires at one
+# slot sometimes took 7-12 ms (2026-11-29). A fire the previous run of its action would hold
+# back is asked about again at the instant (RunGuard.begin), so asking early changes no
+# overlap decision.
+BEGIN_AHEAD = timedelta(milliseconds=25)
 # What the backend does with a fire of each overlap policy while the previous run is alive
 # (allow_all has no overlap key: every fire starts).
 _ON_OVERLAP: dict[OverlapPolicy, OnOverlap] = {
@@ -292,12 +297,14 @@ class Worker(Service, MessageHandling):
         if not spec.exclusive:  # every worker runs its own copy: identities are per worker
             run_key = f"{run_key}#{self.owner}"
             overlap_key = overlap_key and f"{overlap_key}#{self.owner}"
+        now = self.clock.now()
         running = RunRecord(
             run_key,
             action.action_id,
             scheduled_at,
             "running",
-            started_at=self.clock.now(),
+            # Begun ahead, the run starts at the instant, and its history says so meanwhile.
+            started_at=now if not_before is None else max(now, not_before),
             worker=self.owner,
         )
         start = await self._runs.begin(
@@ -307,6 +314,7 @@ class Worker(Service, MessageHandling):
             on_overlap=on_overlap,
             record=running,
             action=action.action_id,
+            not_before=not_before,
         )
         if start is None:
             return

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from jararaca.backends.base import Backend, OnOverlap, RunStart, RunStatus
 from jararaca.backends.records import RunRecord
 from jararaca.clock import epoch_ms
@@ -210,7 +212,13 @@ def fire(slot: int) -> RunRecord:
 
 
 async def begin(
-    backend: Backend, slot: int, now: datetime, on_overlap: OnOverlap, owner: str = "w"
+    backend: Backend,
+    slot: int,
+    now: datetime,
+    on_overlap: OnOverlap,
+    owner: str = "w",
+    *,
+    ahead: bool = False,
 ) -> RunStart:
     rec = fire(slot)
     return await backend.begin_run(
@@ -221,6 +229,7 @@ async def begin(
         lease_until=now + LEASE,
         on_overlap=on_overlap,
         record=rec,
+        ahead=ahead,
     )
 
 
@@ -426,3 +435,62 @@ async def test_a_stalled_run_whose_mark_another_fire_took_is_not_renewed(
     renewed = await backend.renew_run("a@1", overlap_key="a", owner="w", lease_until=late + LEASE)
     assert renewed is False
     assert await backend.is_running("a", now=late)  # a@2 still holds the mark
+
+
+# -- asked ahead of the fire's instant (ahead=True) ------------------------------------------
+POLICIES: tuple[OnOverlap, ...] = ("skip", "wait", "wait_one", "cancel_other")
+
+
+@pytest.mark.parametrize("on_overlap", POLICIES)
+async def test_asked_ahead_a_fire_held_back_is_early_and_changes_nothing(
+    backend: Backend, on_overlap: OnOverlap
+) -> None:
+    """Asked before its instant while the previous run still runs, a fire is told only that
+    it is early: it is not skipped, queued, recorded, nor does it ask the holder to stop. The
+    previous run ending before the instant, the fire then starts at the instant."""
+    await begin(backend, 1, T0, on_overlap)
+    t = T0 + timedelta(seconds=2)
+    early = await begin(backend, 2, t, on_overlap, ahead=True)
+    assert (early.status, early.busy_until) == (RunStatus.EARLY, T0 + LEASE)
+    assert not await backend.cancel_requested(fire(1).fire_id, overlap_key="a")
+    assert await outcomes(backend) == {1: "running"}
+    await finish(backend, 1, t)
+    assert (await begin(backend, 2, t, on_overlap)) == RunStart(RunStatus.STARTED, 1)
+    assert await outcomes(backend) == {1: "succeeded", 2: "running"}
+
+
+@pytest.mark.parametrize("on_overlap", POLICIES)
+async def test_asked_ahead_then_at_the_instant_the_policy_decides_as_usual(
+    backend: Backend, on_overlap: OnOverlap
+) -> None:
+    """The previous run still running at the instant, the fire's second ask gets what it
+    would have got asked only then."""
+    await begin(backend, 1, T0, on_overlap)
+    t = T0 + timedelta(seconds=2)
+    assert (await begin(backend, 2, t, on_overlap, ahead=True)).status is RunStatus.EARLY
+    expected = RunStatus.OVERLAP if on_overlap == "skip" else RunStatus.WAITING
+    assert (await begin(backend, 2, t, on_overlap)).status is expected
+    assert await backend.cancel_requested(fire(1).fire_id, overlap_key="a") == (
+        on_overlap == "cancel_other"
+    )
+
+
+async def test_asked_ahead_a_free_fire_starts_and_a_buffered_slot_is_kept(
+    backend: Backend,
+) -> None:
+    """Nothing holding the action, a fire asked ahead starts; with a buffer_one fire waiting,
+    a third fire asked ahead is early, not skipped, and leaves the buffered one in place."""
+    assert (await begin(backend, 1, T0, "wait_one", ahead=True)) == RunStart(RunStatus.STARTED)
+    assert (await begin(backend, 2, T0, "wait_one")).status is RunStatus.WAITING
+    assert (await begin(backend, 3, T0, "wait_one", ahead=True)).status is RunStatus.EARLY
+    assert (await begin(backend, 3, T0, "wait_one")).status is RunStatus.OVERLAP
+    await finish(backend, 1, T0)
+    assert (await begin(backend, 2, T0, "wait_one")).status is RunStatus.STARTED
+    assert await outcomes(backend) == {1: "succeeded", 2: "running", 3: "skipped_overlap"}
+
+
+async def test_asked_ahead_a_duplicate_is_still_done(backend: Backend) -> None:
+    await begin(backend, 1, T0, "skip")
+    await finish(backend, 1, T0)
+    again = await begin(backend, 1, T0, "skip", ahead=True)
+    assert again.status is RunStatus.DONE

@@ -4,17 +4,23 @@ until then: claim, publish and delivery happen before the slot, the run never st
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from jararaca import Microservice, ScheduledAction, ScheduledRun, wire
+from jararaca.backends.base import RunStatus
 from jararaca.backends.memory import MemoryBackend
 from jararaca.brokers.base import Delivery
 from jararaca.brokers.memory import MemoryBroker
 from jararaca.clock import SystemClock
 from jararaca.errors import ConfigError
+from jararaca.invoke import LeaseRenewer
+from jararaca.observability.telemetry import Telemetry
+from jararaca.outage import Outage
 from jararaca.registry import action_queues, build_registry
+from jararaca.runs import RunGuard, WorkerStats
 from jararaca.scheduler.beat import Beat
 from jararaca.scheduler.scheduler import Scheduler
 from jararaca.settings import dispatch_lead_seconds
@@ -108,3 +114,70 @@ def test_the_lead_setting(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("JARARACA_DISPATCH_LEAD_MS", bad)
         with pytest.raises(ConfigError, match=f"JARARACA_DISPATCH_LEAD_MS='{bad}'"):
             dispatch_lead_seconds()
+
+
+class HeldDelivery:
+    """A fire's delivery as the worker holds it: only whether and how it was settled matters."""
+
+    def __init__(self) -> None:
+        self.settled: list[str] = []
+
+    @property
+    def envelope(self) -> wire.Envelope:
+        return wire.Envelope("tick@slot", "jararaca.action.default", b"", {})
+
+    @property
+    def redelivered(self) -> bool:
+        return False
+
+    async def ack(self) -> None:
+        self.settled.append("ack")
+
+    async def dead_letter(self, reason: str) -> None:
+        self.settled.append("dead_letter")
+
+    async def requeue(self) -> None:
+        self.settled.append("requeue")
+
+
+async def begin_ahead(previous_ends_before_the_instant: bool) -> tuple[bool, list[str]]:
+    """A fire of a skip-on-overlap action, begun 25 ms before its instant while the
+    previous run of the action still runs: whether it started, and how its delivery was
+    settled."""
+    clock = FakeClock(SLOT - timedelta(seconds=1))
+    lease = timedelta(seconds=30)
+    backend = MemoryBackend(f"ahead-{previous_ends_before_the_instant}")
+    await backend.connect()
+    renewer = LeaseRenewer(backend, "w", clock, lease)
+    outage = Outage("the backend", logging.getLogger("test"))
+    guard = RunGuard(backend, "w", clock, lease, renewer, WorkerStats(), outage, Telemetry())
+    now = clock.now()
+    await backend.begin_run(
+        "tick@prev", overlap_key="tick", owner="w", now=now, lease_until=now + lease
+    )
+    clock.set(SLOT - timedelta(milliseconds=25))
+    delivery = HeldDelivery()
+    begun = asyncio.create_task(
+        guard.begin(delivery, "tick@slot", "tick", on_overlap="skip", not_before=SLOT)
+    )
+    for _ in range(1000):  # until the guard, told it is early, waits for the instant
+        if clock.next_wakeup() == SLOT or begun.done():
+            break
+        await asyncio.sleep(0)
+    assert clock.next_wakeup() == SLOT, "the early ask did not wait for the instant"
+    if previous_ends_before_the_instant:
+        await backend.finish_run("tick@prev", overlap_key="tick", owner="w", now=clock.now())
+    clock.set(SLOT)
+    start = await begun
+    await backend.close()
+    return start is not None and start.status is RunStatus.STARTED, delivery.settled
+
+
+async def test_a_fire_begun_ahead_starts_when_the_previous_run_ends_before_its_instant() -> None:
+    assert await begin_ahead(previous_ends_before_the_instant=True) == (True, [])
+
+
+async def test_a_fire_begun_ahead_is_skipped_when_the_previous_run_still_runs_at_its_instant() -> (
+    None
+):
+    assert await begin_ahead(previous_ends_before_the_instant=False) == (False, ["ack"])

@@ -155,6 +155,7 @@ class RunLeases(Protocol):
         on_overlap: OnOverlap = "skip",
         remember_for: timedelta = REMEMBER_DONE,
         record: RunRecord | None = None,
+        ahead: bool = False,
     ) -> RunStart:
         """Atomically decide whether ``owner`` may start the fire ``fire_id``:
 
@@ -184,7 +185,13 @@ class RunLeases(Protocol):
         With ``record`` (a ``running`` record of a fire), the run history gets it on STARTED
         (with the attempt), or as ``skipped_overlap`` (finished now) when the fire is skipped;
         a waiting fire records nothing. ``busy_until`` is the holder's lease end (OVERLAP,
-        WAITING), else how long the earliest waiting fire is kept (or None)."""
+        WAITING, EARLY), else how long the earliest waiting fire is kept (or None).
+
+        With ``ahead`` (asked before the fire's instant, so that the answer is in by then): a
+        fire its overlap mark would skip or make wait (or whose ``cancel_other`` would ask the
+        holder to stop) changes nothing and is EARLY, to be asked again at the instant; the
+        overlap policy thus decides on the state at the instant, not before it. DONE, BUSY
+        and STARTED answer as without it."""
         ...
 
     async def renew_run(

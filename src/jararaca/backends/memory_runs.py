@@ -29,6 +29,7 @@ class MemoryRunLeases:
         on_overlap: OnOverlap = "skip",
         remember_for: timedelta = REMEMBER_DONE,
         record: RunRecord | None = None,
+        ahead: bool = False,
     ) -> RunStart:
         s = self._s
         now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
@@ -43,7 +44,9 @@ class MemoryRunLeases:
         if overlap_key is not None:
             mark = s.overlap.setdefault(overlap_key, Mark())
             order = epoch_ms(record.scheduled_at if record is not None else now)
-            blocked = overlap_decision(mark, fire_id, order, on_overlap, now_ms, lease_ms)
+            blocked = overlap_decision(
+                mark, fire_id, order, on_overlap, now_ms, lease_ms, ahead=ahead
+            )
             if blocked is not None:
                 status, until_ms = blocked
                 if status is RunStatus.OVERLAP:

@@ -55,10 +55,18 @@ class Mark:
 
 
 def overlap_decision(
-    mark: Mark, fire: str, order: int, on_overlap: OnOverlap, now_ms: int, lease_ms: int
+    mark: Mark,
+    fire: str,
+    order: int,
+    on_overlap: OnOverlap,
+    now_ms: int,
+    lease_ms: int,
+    *,
+    ahead: bool = False,
 ) -> tuple[RunStatus, int | None] | None:
     """What ``on_overlap`` makes of ``fire`` given the mark: None when it may start, else
-    OVERLAP (skip it) or WAITING with the instant that blocks it."""
+    OVERLAP (skip it) or WAITING with the instant that blocks it. ``ahead`` (asked before
+    the fire's instant): what would skip or wait changes nothing and is EARLY instead."""
     if mark.fire == fire:  # taken over after its worker died: it resumes at once
         return None
     holding = mark.fire is not None and mark.lease_ms > now_ms
@@ -68,28 +76,35 @@ def overlap_decision(
     blocked_until = mark.lease_ms if holding else None if head is None else head[2]
 
     def wait() -> tuple[RunStatus, int | None]:
+        if ahead:
+            return RunStatus.EARLY, blocked_until
         mark.waiting[fire] = (order, lease_ms)
         return RunStatus.WAITING, blocked_until
 
+    def skip(until_ms: int | None) -> tuple[RunStatus, int | None]:
+        return (RunStatus.EARLY if ahead else RunStatus.OVERLAP), until_ms
+
     if on_overlap == "skip":
         if holding:
-            return RunStatus.OVERLAP, mark.lease_ms
+            return skip(mark.lease_ms)
         # A missed slot waits to run (catch-up): it goes first, or fires arriving whenever the
         # mark is free could keep it waiting for ever (it looks again only every second).
-        return None if my_turn else (RunStatus.OVERLAP, blocked_until)
+        return None if my_turn else skip(blocked_until)
     if on_overlap == "wait":
         return wait() if holding or not my_turn else None
     if on_overlap == "wait_one":
         if not registered and head is not None:
-            return RunStatus.OVERLAP, blocked_until  # another fire already waits
+            return skip(blocked_until)  # another fire already waits
         return wait() if holding or not my_turn else None
     # cancel_other: the latest fire wins; an earlier one, running or waiting, gives way.
     asking = mark.cancel is not None and mark.cancel_until_ms > now_ms
     if (holding and (order, fire) < (mark.at_ms, mark.fire or "")) or (
         asking and (order, fire) < (mark.cancel_at_ms, mark.cancel or "")
     ):
-        return RunStatus.OVERLAP, blocked_until
+        return skip(blocked_until)
     if holding:
+        if ahead:
+            return RunStatus.EARLY, mark.lease_ms
         mark.cancel, mark.cancel_at_ms, mark.cancel_until_ms = fire, order, lease_ms
         return RunStatus.WAITING, mark.lease_ms
     return None

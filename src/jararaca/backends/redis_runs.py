@@ -64,6 +64,7 @@ class RedisRunLeases:
         on_overlap: OnOverlap = "skip",
         remember_for: timedelta = REMEMBER_DONE,
         record: RunRecord | None = None,
+        ahead: bool = False,
     ) -> RunStart:
         keys, tail = self._run_call(fire_id, overlap_key, record)
         args = [
@@ -74,6 +75,7 @@ class RedisRunLeases:
             round(remember_for.total_seconds() * 1000),
             on_overlap,
             epoch_ms(record.scheduled_at if record is not None else now),
+            int(ahead),
             *tail,
         ]
         reply = self._runs.submit(scripts.BEGIN_RUN, keys, args)

@@ -278,6 +278,7 @@ class SqliteBackend(SqliteControl):
         on_overlap: OnOverlap = "skip",
         remember_for: timedelta = REMEMBER_DONE,
         record: RunRecord | None = None,
+        ahead: bool = False,
     ) -> RunStart:
         call = self._call(fire_id, overlap_key, owner)
         op = partial(
@@ -288,6 +289,7 @@ class SqliteBackend(SqliteControl):
             keep_ms=_ms(remember_for),
             on_overlap=on_overlap,
             record=record,
+            ahead=ahead,
         )
         return await self._run(op)
 

@@ -108,6 +108,7 @@ def begin_run(
     keep_ms: int,
     on_overlap: OnOverlap,
     record: RunRecord | None,
+    ahead: bool = False,
 ) -> RunStart:
     if call.overlap_key is None and record is None:
         # The common case (a message): a run never seen starts at once, in one statement.
@@ -125,7 +126,9 @@ def begin_run(
     if call.overlap_key is not None:
         mark = load_mark(conn, call.ns, call.overlap_key) or Mark()
         order = epoch_ms(record.scheduled_at) if record is not None else now_ms
-        blocked = overlap_decision(mark, call.fire, order, on_overlap, now_ms, lease_ms)
+        blocked = overlap_decision(
+            mark, call.fire, order, on_overlap, now_ms, lease_ms, ahead=ahead
+        )
         if blocked is not None:
             status, until_ms = blocked
             if status is RunStatus.OVERLAP:  # skipped: recorded done, a redelivery is DONE

@@ -59,6 +59,9 @@ class RunStatus(enum.Enum):
     BUSY = "busy"  # another worker holds a live lease on this very fire
     OVERLAP = "overlap"  # another fire of the same action is running: this fire is skipped
     WAITING = "waiting"  # another fire of the action runs (or goes first): try again shortly
+    # Asked ahead of the fire's instant, and its overlap mark would hold it back (skip, wait
+    # or cancel): nothing was changed, ask again at the instant.
+    EARLY = "early"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,25 +1,28 @@
 -- Decide whether a worker may start one fire (see RunLeases.begin_run).
--- KEYS: run HASH (owner, lease, attempt, done), then the overlap HASH when ARGV[8] is 1, then
---       the action's history index ZSET and records HASH when ARGV[9] is 1
+-- KEYS: run HASH (owner, lease, attempt, done), then the overlap HASH when ARGV[9] is 1, then
+--       the action's history index ZSET and records HASH when ARGV[10] is 1
 -- ARGV: fire id, owner, now ms, lease end ms, keep-done ms, on overlap
---       (skip|wait|wait_one|cancel_other), order ms, has overlap (1|0), has record (1|0),
---       record JSON, scheduled ms, history limit
+--       (skip|wait|wait_one|cancel_other), order ms, ahead (1|0), has overlap (1|0),
+--       has record (1|0), record JSON, scheduled ms, history limit
 -- The overlap HASH (see RunLeases): the holder (fire, owner, lease, at = its order), a cancel
 -- request (cancel = the asking fire, cancel_at = its order, cancel_until), the waiting fires
 -- (one field `w:<fire id>` = '<order>:<kept until ms>' each) and the earliest of them cached
 -- (next, next_at, next_until): rechecks cost O(1), a scan happens when the earliest leaves.
--- Returns {status, attempt, blocking ms or ''}; status is started|done|busy|overlap|waiting.
+-- Returns {status, attempt, blocking ms or ''}; status is started|done|busy|overlap|waiting|
+-- early. Asked ahead of the fire's instant, a fire the mark would skip or make wait (or whose
+-- cancel_other would ask the holder to stop) changes nothing and is 'early': ask at the instant.
 local run = KEYS[1]
 local fire, owner, mode = ARGV[1], ARGV[2], ARGV[6]
 local now, lease, keep = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local order = tonumber(ARGV[7])
+local ahead = ARGV[8] == '1'
 local overlap, index, records
 local next_key = 2
-if ARGV[8] == '1' then
+if ARGV[9] == '1' then
   overlap = KEYS[next_key]
   next_key = next_key + 1
 end
-if ARGV[9] == '1' then
+if ARGV[10] == '1' then
   index, records = KEYS[next_key], KEYS[next_key + 1]
 end
 
@@ -39,13 +42,16 @@ if record[3] then
 end
 
 local function skip(until_ms)
+  if ahead then
+    return {'early', 1, until_ms}
+  end
   -- Recorded as done so that a redelivery of this skipped fire is not run later.
   redis.call('DEL', run)
   redis.call('HSET', run, 'owner', owner, 'lease', now, 'attempt', 1, 'done', now + keep)
   redis.call('PEXPIRE', run, keep)
   if index then
-    add_history(index, records, fire, ARGV[11],
-      with_fields(ARGV[10], {o = 'skipped_overlap', fi = now}), ARGV[12])
+    add_history(index, records, fire, ARGV[12],
+      with_fields(ARGV[11], {o = 'skipped_overlap', fi = now}), ARGV[13])
   end
   return {'overlap', 1, until_ms}
 end
@@ -98,6 +104,9 @@ if overlap then
   local blocked_until = (holding and m[2]) or head_until or ''
 
   local function wait()
+    if ahead then
+      return {'early', 1, blocked_until}
+    end
     redis.call('HSET', overlap, 'w:' .. fire, ARGV[7] .. ':' .. ARGV[4])
     if my_turn then
       redis.call('HSET', overlap, 'next', fire, 'next_at', ARGV[7], 'next_until', ARGV[4])
@@ -132,6 +141,9 @@ if overlap then
           or (asking and before(order, fire, tonumber(m[8]), m[7])) then
         return skip(blocked_until)
       elseif holding then
+        if ahead then
+          return {'early', 1, m[2]}
+        end
         redis.call('HSET', overlap, 'cancel', fire, 'cancel_at', ARGV[7], 'cancel_until', ARGV[4])
         keep_mark()
         return {'waiting', 1, m[2]}
@@ -156,6 +168,6 @@ redis.call('HDEL', run, 'done')
 -- Kept past the lease so a take-over after a dead worker still counts attempts.
 redis.call('PEXPIRE', run, math.max(lease - now, 0) + keep)
 if index then
-  add_history(index, records, fire, ARGV[11], with_fields(ARGV[10], {n = attempt}), ARGV[12])
+  add_history(index, records, fire, ARGV[12], with_fields(ARGV[11], {n = attempt}), ARGV[13])
 end
 return {'started', attempt, ''}
