@@ -42,7 +42,10 @@ class FakeClock:
     def now(self) -> datetime:
         return self._now
 
-    async def sleep_until(self, when: datetime, wake: asyncio.Event | None = None) -> None:
+    async def sleep_until(
+        self, when: datetime, wake: asyncio.Event | None = None, *, precise: bool = False
+    ) -> None:
+        # Sleepers wake when the clock is set to (or past) their instant: always precise.
         if when <= self._now or (wake is not None and wake.is_set()):
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

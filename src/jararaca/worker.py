@@ -320,8 +320,8 @@ class Worker(Service, MessageHandling):
             return
         if not_before is not None:
             # Begun BEGIN_AHEAD early so that its round trip is done by the instant; user code
-            # still never starts before it.
-            await self.clock.sleep_until(not_before)
+            # still never starts before it, and starts as soon after it as the clock can.
+            await self.clock.sleep_until(not_before, precise=True)
             running = replace(running, started_at=self.clock.now())
         running = replace(running, attempt=start.attempt)
         run = ScheduledRun(action.action_id, scheduled_at, envelope.message_id, start.attempt)

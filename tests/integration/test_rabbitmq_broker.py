@@ -52,7 +52,9 @@ class FixedClock:
     def now(self) -> datetime:
         return self._now
 
-    async def sleep_until(self, when: datetime, wake: asyncio.Event | None = None) -> None:
+    async def sleep_until(
+        self, when: datetime, wake: asyncio.Event | None = None, *, precise: bool = False
+    ) -> None:
         raise AssertionError("the broker never sleeps")
 
 

@@ -181,3 +181,20 @@ async def test_a_fire_begun_ahead_is_skipped_when_the_previous_run_still_runs_at
     None
 ):
     assert await begin_ahead(previous_ends_before_the_instant=False) == (False, ["ack"])
+
+
+async def test_a_precise_sleep_never_returns_before_its_instant() -> None:
+    clock = SystemClock()
+    for ms in (0.5, 3, 30):  # shorter than the spin, about it, and beyond it
+        when = clock.now() + timedelta(milliseconds=ms)
+        await clock.sleep_until(when, precise=True)
+        assert clock.now() >= when
+
+
+async def test_a_precise_sleep_ends_when_woken() -> None:
+    clock = SystemClock()
+    wake = asyncio.Event()
+    wake.set()
+    when = clock.now() + timedelta(seconds=30)
+    await asyncio.wait_for(clock.sleep_until(when, wake, precise=True), 5)
+    assert clock.now() < when
