@@ -29,9 +29,10 @@ class Clock(Protocol):
 
 
 # How long before a precise sleep's instant the real clock stops trusting the event loop's
-# timer and yields to the loop until the instant instead. The timer alone woke held cron fires
-# 1.0-1.1 ms late at the median and up to 4 ms (epoll counts whole milliseconds, and an idle
-# 2-core VM is slow to wake); with the last 2 ms spent yielding, 0.33-0.36 ms (2026-11-29).
+# timer and yields to the loop until the instant instead. With the timer alone, held cron fires
+# started 0.9-1.1 ms late at the median and up to 4 ms (epoll counts whole milliseconds, and an
+# idle 2-core VM is slow to wake); with the last 2 ms spent yielding, 0.11 ms (cron-precision,
+# 2026-11-29: docs/benchmarks.md).
 PRECISE_SPIN = timedelta(milliseconds=2)
 
 

@@ -46,9 +46,9 @@ from jararaca.worker_messages import MessageHandling, replay_suffix
 log = logging.getLogger("jararaca.worker")
 # How long before a held fire's instant the worker asks the backend whether it may run it: its
 # duplicate and overlap checks then take their round trip before the instant, not after it.
-# Half the default dispatch lead (JARARACA_DISPATCH_LEAD_MS, 50 ms): at 5 ms, one slot in 20
-# or so started 4-10 ms late on a slow 2-core machine, where the begin of three fires at one
-# slot sometimes took 7-12 ms (2026-11-29). A fire the previous run of its action would hold
+# Half the default dispatch lead (JARARACA_DISPATCH_LEAD_MS, 50 ms): at 5 ms, about one fire
+# in 20 started 4-10 ms late on a slow 2-core machine, where the begin of the fires of one slot
+# sometimes took 7-12 ms (2026-11-29). A fire the previous run of its action would hold
 # back is asked about again at the instant (RunGuard.begin), so asking early changes no
 # overlap decision.
 BEGIN_AHEAD = timedelta(milliseconds=25)
