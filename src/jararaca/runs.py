@@ -92,36 +92,30 @@ class RunGuard:
         Asked before ``not_before`` (a fire held until its instant), a fire the previous run
         of its action would hold back is asked about again at the instant: its overlap policy
         decides on what runs then, as if it had been asked only then."""
-        now = self.clock.now()
-        ahead = not_before is not None and now < not_before
-        # A begin cancelled by shutdown while its answer was on the way is the backend's to
-        # clean up (the Redis backend releases a run that started anyway).
-        start = await self.backend.begin_run(
-            run_key,
-            overlap_key=overlap_key,
-            owner=self.owner,
-            now=now,
-            lease_until=now + self.lease,
-            on_overlap=on_overlap,
-            remember_for=remember_for,
-            record=record,
-            ahead=ahead,
-        )
+        ask_ahead = not_before
+        while True:
+            now = self.clock.now()
+            ahead = ask_ahead is not None and now < ask_ahead
+            # A begin cancelled by shutdown while its answer was on the way is the backend's
+            # to clean up (the Redis backend releases a run that started anyway).
+            start = await self.backend.begin_run(
+                run_key,
+                overlap_key=overlap_key,
+                owner=self.owner,
+                now=now,
+                lease_until=now + self.lease,
+                on_overlap=on_overlap,
+                remember_for=remember_for,
+                record=record,
+                ahead=ahead,
+            )
+            if start.status is not RunStatus.EARLY or ask_ahead is None:
+                break
+            await self.clock.sleep_until(ask_ahead)
+            ask_ahead = None  # asked at the instant: the answer is final
         self.outage.recovered()
         if start.status is RunStatus.STARTED:
             return start
-        if start.status is RunStatus.EARLY and not_before is not None:
-            await self.clock.sleep_until(not_before)
-            return await self.begin(
-                delivery,
-                run_key,
-                overlap_key,
-                on_overlap=on_overlap,
-                recheck_routing_key=recheck_routing_key,
-                remember_for=remember_for,
-                record=record,
-                action=action,
-            )
         if start.status is RunStatus.DONE:
             self.stats.duplicates += 1
             log.debug("%s already ran: duplicate delivery acknowledged", run_key)
