@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from jararaca.clock import Clock
 from jararaca.engines import Engines
 from jararaca.messagebus.publisher import Publisher, bind_publisher
+from jararaca.observability import tracing
 
 
 @asynccontextmanager
@@ -24,6 +25,7 @@ async def connect(
     ``connect_timeout`` (seconds) keeps retrying unreachable servers for that long; by
     default the first failure raises at once, as a web request would want."""
     engines = Engines.build(broker_url, backend_url)
+    tracing.prepare()
     async with AsyncExitStack() as stack:
         await engines.open(stack, timeout=connect_timeout)
         await engines.broker.declare([])  # the exchange must exist before anything is published

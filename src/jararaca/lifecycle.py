@@ -20,6 +20,8 @@ import sys
 from contextlib import AsyncExitStack
 from typing import Any
 
+from jararaca.observability import tracing
+
 log = logging.getLogger("jararaca")
 # After a second signal, how long releasing leases and settling messages may take before the
 # process exits anyway (a server that does not answer must not keep it alive).
@@ -56,6 +58,7 @@ class Service:
     async def start(self) -> None:
         if self._stack is not None:
             raise RuntimeError(f"{type(self).__name__} is already started")
+        tracing.prepare()
         stack = AsyncExitStack()
         try:
             await self._open(stack)

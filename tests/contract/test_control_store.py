@@ -27,11 +27,12 @@ async def test_a_run_is_recorded_running_then_with_its_end(backend: Backend) -> 
     assert start.status is RunStatus.STARTED
     [seen] = await backend.run_history("a", limit=10)
     assert (seen.outcome, seen.attempt, seen.worker, seen.started_at) == ("running", 1, "w", T0)
-    failed = rec.ended("failed", finished_at=T0 + timedelta(seconds=2), error=ValueError("bad\nx"))
+    error = ValueError("ação ✓\nx")
+    failed = rec.ended("failed", finished_at=T0 + timedelta(seconds=2), error=error)
     await backend.finish_run(rec.fire_id, overlap_key="a", owner="w", now=T0, record=failed)
     [seen] = await backend.run_history("a", limit=10)
     assert seen == failed
-    assert seen.error == "ValueError: bad x"  # one line
+    assert seen.error == "ValueError: ação ✓ x"  # one line
 
 
 async def test_a_skipped_overlap_is_recorded(backend: Backend) -> None:

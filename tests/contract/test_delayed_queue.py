@@ -53,6 +53,20 @@ async def test_enqueue_many_keys_each_entry_by_its_message_id(backend: Backend) 
     assert {c.envelope.message_id: json.loads(c.envelope.body) for c in got}["m1"] == {"v": 2}
 
 
+async def test_text_beyond_ascii_comes_back_byte_for_byte(backend: Backend) -> None:
+    # Envelopes are stored as JSON written with UTF-8 text, not \u escapes: what is claimed
+    # must be exactly what was enqueued, accents, emoji and line separators included.
+    body = '{"city":"São Paulo","mark":"✓ 🐍","sep":"a\u2028b","quote":"\\"x\\""}'.encode()
+    headers = {"x-jararaca-kind": "message", "x-jararaca-topic": "cidades.são-paulo"}
+    one = Envelope("m-one", "topic.ã", body, headers)
+    many = Envelope("m-many", "topic.ã", body, headers)
+    await backend.enqueue_delayed(one, T0, task_id="m-one")
+    await backend.enqueue_delayed_many([(many, T0)])
+    got = await backend.claim_due(now=T0, lease_until=T0 + LEASE, limit=10)
+    assert sorted((c.envelope for c in got), key=lambda e: e.message_id) == [many, one]
+    assert json.loads(got[0].envelope.body)["city"] == "São Paulo"
+
+
 async def test_enqueue_many_of_nothing_is_harmless(backend: Backend) -> None:
     await backend.enqueue_delayed_many([])
     assert await backend.pending_count() == 0

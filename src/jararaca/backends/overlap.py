@@ -4,9 +4,10 @@ HASH and the same rules in ``lua/begin_run.lua``; the contract tests hold all th
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import pydantic_core
 
 from jararaca.backends.values import OnOverlap, RunStatus
 
@@ -45,11 +46,11 @@ class Mark:
             "cu": self.cancel_until_ms,
             "w": {fire: list(v) for fire, v in self.waiting.items()},
         }
-        return json.dumps(data, separators=(",", ":"))
+        return pydantic_core.to_json(data).decode()
 
     @classmethod
     def from_json(cls, raw: str) -> Mark:
-        d = json.loads(raw)
+        d = pydantic_core.from_json(raw)
         waiting = {fire: (int(v[0]), int(v[1])) for fire, v in d["w"].items()}
         return cls(d["f"], d["o"], d["l"], d["a"], d["c"], d["ca"], d["cu"], waiting)
 

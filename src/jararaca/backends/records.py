@@ -7,10 +7,11 @@ datetimes stored as epoch milliseconds.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, get_args
+
+import pydantic_core
 
 from jararaca.clock import epoch_ms, from_epoch_ms
 
@@ -68,7 +69,7 @@ class RunRecord:
         return replace(self, outcome=outcome, finished_at=finished_at, error=one_line(error))
 
     def to_json(self) -> str:
-        return json.dumps(
+        return pydantic_core.to_json(
             {
                 "f": self.fire_id,
                 "a": self.action_id,
@@ -79,13 +80,12 @@ class RunRecord:
                 "e": self.error,
                 "w": self.worker,
                 "n": self.attempt,
-            },
-            separators=(",", ":"),
-        )
+            }
+        ).decode()
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> RunRecord:
-        data = json.loads(raw)
+        data = pydantic_core.from_json(raw)
         return cls(
             fire_id=data["f"],
             action_id=data["a"],
@@ -124,7 +124,7 @@ class ProcessRecord:
         return replace(self, last_seen=now)
 
     def to_json(self) -> str:
-        return json.dumps(
+        return pydantic_core.to_json(
             {
                 "id": self.process_id,
                 "k": self.kind,
@@ -137,13 +137,12 @@ class ProcessRecord:
                 "pp": self.period_seconds,
                 "m": self.metrics_address,
                 "nm": self.more_names,
-            },
-            separators=(",", ":"),
-        )
+            }
+        ).decode()
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> ProcessRecord:
-        data = json.loads(raw)
+        data = pydantic_core.from_json(raw)
         return cls(
             process_id=data["id"],
             kind=data["k"],
@@ -173,7 +172,7 @@ class ScheduleRecord:
     created_at: datetime | None = None
 
     def to_json(self) -> str:
-        return json.dumps(
+        return pydantic_core.to_json(
             {
                 "id": self.schedule_id,
                 "cron": self.cron,
@@ -183,13 +182,12 @@ class ScheduleRecord:
                 "catch_up": self.catch_up,
                 "jitter": self.jitter,
                 "created": _ms(self.created_at),
-            },
-            separators=(",", ":"),
-        )
+            }
+        ).decode()
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> ScheduleRecord:
-        data = json.loads(raw)
+        data = pydantic_core.from_json(raw)
         return cls(
             schedule_id=data["id"],
             cron=data["cron"],

@@ -5,11 +5,11 @@ into and steering the delayed queue. Mixed into :class:`~jararaca.backends.redis
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import pydantic_core
 import redis.asyncio as aioredis
 
 from jararaca.backends import redis_scripts as scripts
@@ -216,6 +216,6 @@ def _ms(delta: timedelta) -> int:
 
 def _message_id(raw: bytes | str) -> str | None:
     with contextlib.suppress(ValueError, KeyError, TypeError):
-        found = json.loads(raw).get("id")
+        found = pydantic_core.from_json(raw).get("id")
         return found if isinstance(found, str) else None
     return None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 from collections import defaultdict
@@ -21,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+import pydantic_core
 import redis.asyncio as aioredis
 
 from jararaca.backends import redis_scripts as scripts
@@ -43,7 +43,7 @@ def _pairs(flat: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
 def _claimed(inflight_id: str, raw: bytes | str) -> Claimed:
     """An in-flight entry as stored: a fire's envelope, or a delayed message's
     ``{"due": ms, "envelope": ...}``."""
-    data = json.loads(raw)
+    data = pydantic_core.from_json(raw)
     if "envelope" in data:
         envelope = Envelope.from_dict(data["envelope"])
         return Claimed(inflight_id, envelope, from_epoch_ms(int(data["due"])))

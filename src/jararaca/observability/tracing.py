@@ -65,6 +65,13 @@ def _spans() -> _Spans:
     return _otel
 
 
+def prepare() -> None:
+    """Import the OpenTelemetry side now, when tracing is possible: at start-up or connect,
+    not in the first message's path (the import took about 13 ms here, 2026-11-29)."""
+    if AVAILABLE:
+        _spans()
+
+
 # Reused: entering and leaving a nullcontext keeps no state.
 _NOTHING: AbstractContextManager[None] = nullcontext()
 

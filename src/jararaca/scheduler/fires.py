@@ -3,8 +3,9 @@ body) and a delayed message stamped with its due and dispatch instants."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
+
+import pydantic_core
 
 from jararaca import wire
 from jararaca.backends.values import Claimed
@@ -56,7 +57,7 @@ def fire_envelope(
     return wire.Envelope(
         message_id=identity,
         routing_key=action.routing_key,
-        body=json.dumps(body, separators=(",", ":")).encode(),
+        body=pydantic_core.to_json(body),
         headers=headers,
     )
 
