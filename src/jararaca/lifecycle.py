@@ -20,6 +20,7 @@ import sys
 from contextlib import AsyncExitStack
 from typing import Any
 
+from jararaca.event_loop import loop_factory
 from jararaca.observability import tracing
 
 log = logging.getLogger("jararaca")
@@ -152,7 +153,8 @@ def _exit_now(code: int) -> None:
 
 
 def run_service(service: Service) -> None:
-    """Serve until SIGINT/SIGTERM; see the module docstring for the second signal."""
+    """Serve until SIGINT/SIGTERM, on the event loop ``JARARACA_EVENT_LOOP`` picks
+    (:mod:`jararaca.event_loop`); see the module docstring for the second signal."""
     exit_code = 0
 
     async def main() -> None:
@@ -182,7 +184,8 @@ def run_service(service: Service) -> None:
             loop.add_signal_handler(signum, on_signal, signum)
         await service.serve(stop, own_process=True)
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(main())
     if exit_code:
         with contextlib.suppress(Exception):
             logging.shutdown()

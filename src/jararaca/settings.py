@@ -83,3 +83,19 @@ def dead_letter_max() -> int:
     queue is created: to change it, delete the queue (RabbitMQ refuses to declare it again
     with another limit)."""
     return _positive("JARARACA_DEAD_LETTER_MAX", DEFAULT_DEAD_LETTER_MAX, int, "messages")
+
+
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def event_loop_choice() -> str:
+    """``JARARACA_EVENT_LOOP``: the event loop a service runs on under ``run()`` and the CLI:
+    ``auto`` (default) is uvloop when it is installed (the ``[uvloop]`` extra, part of
+    ``[distributed]``), else asyncio's; ``uvloop`` insists on it; ``asyncio`` never uses it."""
+    raw = os.environ.get("JARARACA_EVENT_LOOP", "").strip().lower() or "auto"
+    if raw not in EVENT_LOOPS:
+        raise ConfigError(
+            f"JARARACA_EVENT_LOOP={os.environ['JARARACA_EVENT_LOOP']!r} is not an event loop "
+            f"jararaca knows: use one of {', '.join(EVENT_LOOPS)}"
+        )
+    return raw
