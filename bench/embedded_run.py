@@ -3,7 +3,8 @@
     python -m bench.embedded_run cron SECONDS       # bench.apps.cron_app for SECONDS
     python -m bench.embedded_run burst COUNT FORM   # COUNT BenchPing due at one instant
 
-The scheduler serves as under ``jararaca scheduler`` (``own_process=True``).
+The scheduler serves as under ``jararaca scheduler`` (``own_process=True``), on the event loop
+that command would pick (``JARARACA_EVENT_LOOP``: uvloop when installed).
 ``cron`` prints ``READY <epoch>`` once serving and ``STOP <epoch>`` when told to stop.
 ``burst`` enqueues through ``connect("memory://")`` (the same in-process store), waits until
 the handler saw every message, and prints one JSON line (enqueue rate, due instant, RSS).
@@ -23,6 +24,7 @@ from bench.enqueue import FORMS
 from bench.procstat import memory_kib
 from bench.recorder import RECORDER
 from jararaca import Scheduler, connect
+from jararaca.event_loop import loop_factory
 
 LEAD_RATE = 20_000  # assumed enqueue rate (msg/s), to pick a due instant after the enqueue
 
@@ -65,7 +67,8 @@ async def burst(count: int, form: str) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "cron":
-        asyncio.run(cron(float(sys.argv[2])))
-    else:
-        asyncio.run(burst(int(sys.argv[2]), sys.argv[3]))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        if sys.argv[1] == "cron":
+            runner.run(cron(float(sys.argv[2])))
+        else:
+            runner.run(burst(int(sys.argv[2]), sys.argv[3]))
