@@ -10,7 +10,6 @@ Code embedding a :class:`~jararaca.Scheduler` in its own loop (``serve()``) keep
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import Callable
 
 from jararaca.errors import ConfigError
@@ -24,13 +23,13 @@ def loop_factory() -> LoopFactory | None:
     choice = event_loop_choice()
     if choice == "asyncio":
         return None
-    if importlib.util.find_spec("uvloop") is None:
+    try:
+        import uvloop
+    except ImportError:
         if choice == "uvloop":
             raise ConfigError(
                 "JARARACA_EVENT_LOOP=uvloop but uvloop is not installed: "
                 "pip install 'jararaca[uvloop]', or unset JARARACA_EVENT_LOOP"
-            )
+            ) from None
         return None
-    import uvloop
-
     return uvloop.new_event_loop

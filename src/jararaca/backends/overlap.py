@@ -7,8 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pydantic_core
-
+from jararaca import stored_json
 from jararaca.backends.values import OnOverlap, RunStatus
 
 
@@ -46,11 +45,11 @@ class Mark:
             "cu": self.cancel_until_ms,
             "w": {fire: list(v) for fire, v in self.waiting.items()},
         }
-        return pydantic_core.to_json(data).decode()
+        return stored_json.dumps(data)
 
     @classmethod
     def from_json(cls, raw: str) -> Mark:
-        d = pydantic_core.from_json(raw)
+        d = stored_json.loads(raw)
         waiting = {fire: (int(v[0]), int(v[1])) for fire, v in d["w"].items()}
         return cls(d["f"], d["o"], d["l"], d["a"], d["c"], d["ca"], d["cu"], waiting)
 

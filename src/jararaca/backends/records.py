@@ -11,8 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-import pydantic_core
-
+from jararaca import stored_json
 from jararaca.clock import epoch_ms, from_epoch_ms
 
 Outcome = Literal[
@@ -69,7 +68,7 @@ class RunRecord:
         return replace(self, outcome=outcome, finished_at=finished_at, error=one_line(error))
 
     def to_json(self) -> str:
-        return pydantic_core.to_json(
+        return stored_json.dumps(
             {
                 "f": self.fire_id,
                 "a": self.action_id,
@@ -81,11 +80,11 @@ class RunRecord:
                 "w": self.worker,
                 "n": self.attempt,
             }
-        ).decode()
+        )
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> RunRecord:
-        data = pydantic_core.from_json(raw)
+        data = stored_json.loads(raw)
         return cls(
             fire_id=data["f"],
             action_id=data["a"],
@@ -124,7 +123,7 @@ class ProcessRecord:
         return replace(self, last_seen=now)
 
     def to_json(self) -> str:
-        return pydantic_core.to_json(
+        return stored_json.dumps(
             {
                 "id": self.process_id,
                 "k": self.kind,
@@ -138,11 +137,11 @@ class ProcessRecord:
                 "m": self.metrics_address,
                 "nm": self.more_names,
             }
-        ).decode()
+        )
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> ProcessRecord:
-        data = pydantic_core.from_json(raw)
+        data = stored_json.loads(raw)
         return cls(
             process_id=data["id"],
             kind=data["k"],
@@ -172,7 +171,7 @@ class ScheduleRecord:
     created_at: datetime | None = None
 
     def to_json(self) -> str:
-        return pydantic_core.to_json(
+        return stored_json.dumps(
             {
                 "id": self.schedule_id,
                 "cron": self.cron,
@@ -183,11 +182,11 @@ class ScheduleRecord:
                 "jitter": self.jitter,
                 "created": _ms(self.created_at),
             }
-        ).decode()
+        )
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> ScheduleRecord:
-        data = pydantic_core.from_json(raw)
+        data = stored_json.loads(raw)
         return cls(
             schedule_id=data["id"],
             cron=data["cron"],

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-import pydantic_core
 import redis.asyncio as aioredis
 
+from jararaca import stored_json
 from jararaca.backends import redis_scripts as scripts
 from jararaca.backends.base import DelayedEntry, FireClaim
 from jararaca.backends.records import ProcessRecord, RunRecord, ScheduleRecord
@@ -216,6 +216,6 @@ def _ms(delta: timedelta) -> int:
 
 def _message_id(raw: bytes | str) -> str | None:
     with contextlib.suppress(ValueError, KeyError, TypeError):
-        found = pydantic_core.from_json(raw).get("id")
+        found = stored_json.loads(raw).get("id")
         return found if isinstance(found, str) else None
     return None

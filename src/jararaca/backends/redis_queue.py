@@ -20,9 +20,9 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-import pydantic_core
 import redis.asyncio as aioredis
 
+from jararaca import stored_json
 from jararaca.backends import redis_scripts as scripts
 from jararaca.backends.base import Claimed
 from jararaca.backends.redis_keys import Keys, QueueKeys, shard_of
@@ -43,7 +43,7 @@ def _pairs(flat: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
 def _claimed(inflight_id: str, raw: bytes | str) -> Claimed:
     """An in-flight entry as stored: a fire's envelope, or a delayed message's
     ``{"due": ms, "envelope": ...}``."""
-    data = pydantic_core.from_json(raw)
+    data = stored_json.loads(raw)
     if "envelope" in data:
         envelope = Envelope.from_dict(data["envelope"])
         return Claimed(inflight_id, envelope, from_epoch_ms(int(data["due"])))

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pydantic_core
-
-from jararaca import wire
+from jararaca import stored_json, wire
 from jararaca.backends.values import Claimed
 from jararaca.clock import epoch_ms
 from jararaca.registry import ActionDef
@@ -57,7 +55,7 @@ def fire_envelope(
     return wire.Envelope(
         message_id=identity,
         routing_key=action.routing_key,
-        body=pydantic_core.to_json(body),
+        body=stored_json.dumps(body).encode(),
         headers=headers,
     )
 
