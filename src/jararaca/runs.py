@@ -83,18 +83,21 @@ class RunGuard:
         record: RunRecord | None = None,
         action: str | None = None,
         not_before: datetime | None = None,
+        now: datetime | None = None,
     ) -> RunStart | None:
         """Ask the backend whether this worker may run ``run_key`` now. Settles the delivery
         itself and returns None when it may not (a duplicate, a skip on overlap, a fire that
         waits for the previous run, or another worker holding it). ``action`` names a fire's
-        action in the metrics.
+        action in the metrics; ``now``, the instant the caller just read, saves reading the
+        clock again.
 
         Asked before ``not_before`` (a fire held until its instant), a fire the previous run
         of its action would hold back is asked about again at the instant: its overlap policy
         decides on what runs then, as if it had been asked only then."""
         ask_ahead = not_before
+        read = now
         while True:
-            now = self.clock.now()
+            now, read = read or self.clock.now(), None
             ahead = ask_ahead is not None and now < ask_ahead
             # A begin cancelled by shutdown while its answer was on the way is the backend's
             # to clean up (the Redis backend releases a run that started anyway).
@@ -194,8 +197,9 @@ class RunGuard:
         overlap_key: str | None,
         remember_for: timedelta = REMEMBER_DONE,
         record: RunRecord | None = None,
+        now: datetime | None = None,
     ) -> None:
-        await self.record_done(run_key, overlap_key, remember_for, record)
+        await self.record_done(run_key, overlap_key, remember_for, record, now)
         await delivery.ack()
 
     async def record_done(
@@ -204,16 +208,18 @@ class RunGuard:
         overlap_key: str | None,
         remember_for: timedelta = REMEMBER_DONE,
         record: RunRecord | None = None,
+        now: datetime | None = None,
     ) -> None:
-        """Record the run as done. The run already happened, so a backend failure here must
-        not send the message round again: it is only logged (the record guards against
-        duplicates, and its lease runs out by itself)."""
+        """Record the run as done (``now``: the instant it ended, when the caller has it).
+        The run already happened, so a backend failure here must not send the message round
+        again: it is only logged (the record guards against duplicates, and its lease runs
+        out by itself)."""
         try:
             await self.backend.finish_run(
                 run_key,
                 overlap_key=overlap_key,
                 owner=self.owner,
-                now=self.clock.now(),
+                now=now or self.clock.now(),
                 remember_for=remember_for,
                 record=record,
             )

@@ -86,6 +86,7 @@ class MessageHandling:
             recheck_routing_key=handler.retry_routing_key,
             remember_for=self.dedupe,
             record=running,
+            now=started_at,
         )
         if start is None:
             return
@@ -96,7 +97,9 @@ class MessageHandling:
         if error is None:
             self.stats.messages_handled += 1
             ended = running and running.ended("succeeded", finished_at=finished_at)
-            await self._runs.finish(delivery, run_key, None, self.dedupe, record=ended)
+            await self._runs.finish(
+                delivery, run_key, None, self.dedupe, record=ended, now=finished_at
+            )
             self._report(handler, context, "handled", started_at, finished_at)
             return
         self.stats.messages_failed += 1

@@ -41,6 +41,31 @@ async def test_claim_due_respects_the_limit(backend: Backend) -> None:
     assert {c.envelope.message_id for c in first + rest} == {f"m{i}" for i in range(25)}
 
 
+async def test_entries_sharing_instants_come_out_by_instant_moved_and_cancelled_ones_once(
+    backend: Backend,
+) -> None:
+    # Bursts share an instant; a key moved to another instant, or cancelled, leaves its old
+    # place behind, which must neither come out again nor hide the entries after it.
+    instants = [T0 + timedelta(seconds=s) for s in (3, 1, 2)]
+    await backend.enqueue_delayed_many(
+        [(env(f"m{at}-{i}"), instants[at]) for i in range(4) for at in range(3)]
+    )
+    await backend.enqueue_delayed(env("moved"), instants[0], task_id="moved")
+    await backend.enqueue_delayed(env("moved"), instants[1], task_id="moved")
+    await backend.enqueue_delayed(env("dropped"), instants[2], task_id="dropped")
+    assert await backend.cancel_delayed(task_id="dropped") is True
+    assert await backend.next_due() == instants[1]
+    first = await backend.claim_due(now=instants[1], lease_until=T0 + LEASE, limit=100)
+    rest = await _drain(backend)
+    assert {c.envelope.message_id for c in first} == {f"m1-{i}" for i in range(4)} | {"moved"}
+    assert [c.due_at for c in rest] == [instants[2]] * 4 + [instants[0]] * 4
+    assert {c.envelope.message_id for c in rest} == {
+        f"m{at}-{i}" for i in range(4) for at in (0, 2)
+    }
+    assert await backend.next_due() is not None  # still in flight until acked
+    assert await backend.pending_count() == 0
+
+
 async def test_enqueue_many_keys_each_entry_by_its_message_id(backend: Backend) -> None:
     early, late = T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)
     await backend.enqueue_delayed_many([(env("m1"), late), (env("m2"), early)])

@@ -146,15 +146,20 @@ class MemoryBackend(MemoryRunLeases, MemoryControl):
 
     # -- delayed queue --------------------------------------------------------------------
 
-    def _head_due_ms(self) -> int | None:
+    def _live_head(self) -> tuple[int, str] | None:
+        """``(due_ms, task_id)`` of the first entry still pending."""
         s = self._s
-        while s.pending_heap:
-            due_ms, seq, task_id = s.pending_heap[0]
+        while (head := s.due.head()) is not None:
+            due_ms, seq, task_id = head
             entry = s.pending.get(task_id)
             if entry is not None and entry.seq == seq:
-                return due_ms
-            heapq.heappop(s.pending_heap)
+                return due_ms, task_id
+            s.due.drop_head()  # stale: replaced or cancelled since
         return None
+
+    def _head_due_ms(self) -> int | None:
+        head = self._live_head()
+        return None if head is None else head[0]
 
     def _wake_if_sooner(self, before: int | None, due_ms: int) -> None:
         if before is None or due_ms < before:
@@ -186,7 +191,7 @@ class MemoryBackend(MemoryRunLeases, MemoryControl):
                 return
         seq = next(s.seq)
         s.pending[task_id] = Pending(due_ms, seq, envelope)
-        heapq.heappush(s.pending_heap, (due_ms, seq, task_id))
+        s.due.push(due_ms, seq, task_id)
         self._wake_if_sooner(head, due_ms)
 
     async def enqueue_delayed_many(self, entries: Sequence[tuple[Envelope, datetime]]) -> None:
@@ -197,7 +202,7 @@ class MemoryBackend(MemoryRunLeases, MemoryControl):
             due_ms = epoch_ms(due)
             seq = next(s.seq)
             s.pending[envelope.message_id] = Pending(due_ms, seq, envelope)
-            heapq.heappush(s.pending_heap, (due_ms, seq, envelope.message_id))
+            s.due.push(due_ms, seq, envelope.message_id)
             soonest = due_ms if soonest is None else min(soonest, due_ms)
         if soonest is not None:
             self._wake_if_sooner(head, soonest)
@@ -206,14 +211,18 @@ class MemoryBackend(MemoryRunLeases, MemoryControl):
         s = self._s
         now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
         taken: list[Claimed] = []
+        due_at_ms, due_at = -1, None  # a burst's entries share their instant: built once
         while len(taken) < limit:
-            due_ms = self._head_due_ms()
-            if due_ms is None or due_ms > now_ms:
+            head = self._live_head()
+            if head is None or head[0] > now_ms:
                 break
-            _, _, task_id = heapq.heappop(s.pending_heap)
+            due_ms, task_id = head
+            s.due.drop_head()
             envelope = s.pending.pop(task_id).envelope
+            if due_ms != due_at_ms:
+                due_at_ms, due_at = due_ms, from_epoch_ms(due_ms)
             # Keyed like the Redis backend: retries of one message share its id (see base).
-            claimed = Claimed(f"{task_id}/{envelope.message_id}", envelope, from_epoch_ms(due_ms))
+            claimed = Claimed(f"{task_id}/{envelope.message_id}", envelope, due_at)
             self._put_inflight(claimed, lease_ms)
             taken.append(claimed)
         return taken

@@ -12,6 +12,13 @@ from jararaca.backends.overlap import Mark, overlap_decision
 from jararaca.backends.records import RunRecord
 from jararaca.clock import epoch_ms, from_epoch_ms
 
+# What nearly every begin answers (RunStart is frozen, so one instance serves them all).
+_FIRST_START = RunStart(RunStatus.STARTED, 1)
+
+
+def _ms(period: timedelta) -> int:
+    return round(period.total_seconds() * 1000)
+
 
 class MemoryRunLeases:
     """RunLeases on the store of the backend it is mixed into."""
@@ -33,7 +40,6 @@ class MemoryRunLeases:
     ) -> RunStart:
         s = self._s
         now_ms, lease_ms = epoch_ms(now), epoch_ms(lease_until)
-        keep_ms = round(remember_for.total_seconds() * 1000)
         run = s.runs.get(fire_id)
         if run is not None and run.done_until_ms is not None:
             if run.done_until_ms > now_ms:
@@ -50,6 +56,7 @@ class MemoryRunLeases:
             if blocked is not None:
                 status, until_ms = blocked
                 if status is RunStatus.OVERLAP:
+                    keep_ms = _ms(remember_for)
                     s.runs[fire_id] = Run(owner, now_ms, 1, done_until_ms=now_ms + keep_ms)
                     remember(s.run_expiries, now_ms + keep_ms, fire_id)
                     if record is not None:
@@ -66,7 +73,7 @@ class MemoryRunLeases:
         s.runs[fire_id] = Run(owner, lease_ms, attempt)
         if record is not None:
             s.control.record([replace(record, attempt=attempt)])
-        return RunStart(RunStatus.STARTED, attempt)
+        return _FIRST_START if attempt == 1 else RunStart(RunStatus.STARTED, attempt)
 
     async def renew_run(
         self, fire_id: str, *, overlap_key: str | None, owner: str, lease_until: datetime
@@ -113,7 +120,6 @@ class MemoryRunLeases:
         record: RunRecord | None = None,
     ) -> None:
         s = self._s
-        keep_ms = round(remember_for.total_seconds() * 1000)
         now_ms = epoch_ms(now)
         run = s.runs.get(fire_id)
         taken_over = (
@@ -123,9 +129,12 @@ class MemoryRunLeases:
             and run.lease_ms > now_ms
         )
         if not taken_over:  # never mark another owner's live run done
-            attempt = run.attempt if run is not None else 1
-            s.runs[fire_id] = Run(owner, now_ms, attempt, done_until_ms=now_ms + keep_ms)
-            remember(s.run_expiries, now_ms + keep_ms, fire_id)
+            done_until_ms = now_ms + _ms(remember_for)
+            if run is None:
+                s.runs[fire_id] = Run(owner, now_ms, 1, done_until_ms=done_until_ms)
+            else:  # changed in place: the store holds the only reference
+                run.owner, run.lease_ms, run.done_until_ms = owner, now_ms, done_until_ms
+            remember(s.run_expiries, done_until_ms, fire_id)
             if record is not None:
                 s.control.record([record])
         if overlap_key is not None:
@@ -135,4 +144,5 @@ class MemoryRunLeases:
                 mark.fire, mark.owner, mark.lease_ms, mark.at_ms = None, "", 0, 0
                 if mark.empty():
                     del s.overlap[overlap_key]
-        prune(s.run_expiries, now_ms, lambda key, at: forget_run(s.runs, key, at))
+        if s.run_expiries and s.run_expiries[0][0] <= now_ms:
+            prune(s.run_expiries, now_ms, lambda key, at: forget_run(s.runs, key, at))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,42 @@ class Pending:
     envelope: Envelope
 
 
+class DueQueue:
+    """The delayed queue's order: task ids by due instant, in arrival order within an
+    instant (entries are pushed with increasing sequence numbers). A heap of the distinct
+    instants, each with a deque of its ``(seq, task_id)``: a burst's messages share their
+    instant, so taking one costs a deque pop instead of a heap pop among all the others.
+    Entries replaced or cancelled since are left in place; the reader skips them."""
+
+    __slots__ = ("_at", "_instants")
+
+    def __init__(self) -> None:
+        self._instants: list[int] = []
+        self._at: dict[int, deque[tuple[int, str]]] = {}
+
+    def push(self, due_ms: int, seq: int, task_id: str) -> None:
+        ids = self._at.get(due_ms)
+        if ids is None:
+            ids = self._at[due_ms] = deque()
+            heapq.heappush(self._instants, due_ms)
+        ids.append((seq, task_id))
+
+    def head(self) -> tuple[int, int, str] | None:
+        """The first entry ``(due_ms, seq, task_id)``, or None when empty."""
+        instants = self._instants
+        while instants:
+            ids = self._at[instants[0]]
+            if ids:
+                seq, task_id = ids[0]
+                return instants[0], seq, task_id
+            del self._at[heapq.heappop(instants)]
+        return None
+
+    def drop_head(self) -> None:
+        """Remove the entry :meth:`head` returned."""
+        self._at[self._instants[0]].popleft()
+
+
 @dataclass(slots=True)
 class Run:
     owner: str
@@ -41,7 +78,7 @@ class Store:
     inflight: dict[str, tuple[int, Claimed]] = field(default_factory=dict)
     inflight_heap: list[tuple[int, str]] = field(default_factory=list)
     pending: dict[str, Pending] = field(default_factory=dict)
-    pending_heap: list[tuple[int, int, str]] = field(default_factory=list)
+    due: DueQueue = field(default_factory=DueQueue)
     runs: dict[str, Run] = field(default_factory=dict)
     # Heaps of (expiry ms, key): pruning pops what expired, O(log n) per key, instead of
     # rescanning the whole dict.

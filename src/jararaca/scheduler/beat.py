@@ -26,7 +26,7 @@ from jararaca.observability import tracing
 from jararaca.observability.telemetry import Telemetry
 from jararaca.outage import Outage
 from jararaca.registry import ActionDef
-from jararaca.scheduler.fires import fire_id, outgoing_envelope
+from jararaca.scheduler.fires import fire_id, outgoing_envelopes
 from jararaca.scheduler.planning import first_fires, jitter_offset, keep_late, missed_fires
 from jararaca.scheduler.plans import Plan, action_plan, schedule_plan
 from jararaca.settings import dispatch_lead_seconds
@@ -381,7 +381,7 @@ class Beat:
         Delayed messages go out stamped with their due instant and ``now``."""
         if not claimed:
             return
-        envelopes = [outgoing_envelope(c, now) for c in claimed]
+        envelopes = outgoing_envelopes(claimed, now)
         try:
             with tracing.dispatching(envelopes) as traced:
                 await self.broker.publish(traced)

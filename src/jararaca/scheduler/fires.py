@@ -3,6 +3,7 @@ body) and a delayed message stamped with its due and dispatch instants."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from jararaca import stored_json, wire
@@ -60,15 +61,23 @@ def fire_envelope(
     )
 
 
-def outgoing_envelope(claimed: Claimed, now: datetime) -> wire.Envelope:
-    """The envelope as the beat publishes it: a delayed message carries the instant it was due
-    (a time policy may have moved it after it was built) and when it was dispatched."""
-    if claimed.due_at is None:
-        return claimed.envelope
-    sent = claimed.envelope
-    headers = {
-        **sent.headers,
-        wire.DUE_AT: wire.format_instant(claimed.due_at),
-        wire.DISPATCHED_AT: wire.format_instant(now),
-    }
-    return wire.Envelope(sent.message_id, sent.routing_key, sent.body, headers)
+def outgoing_envelopes(claimed: Sequence[Claimed], now: datetime) -> list[wire.Envelope]:
+    """The envelopes as the beat publishes them: a delayed message carries the instant it was
+    due (a time policy may have moved it after it was built) and when it was dispatched.
+
+    Each instant is written once per batch: the batch shares ``now``, and a burst's
+    messages their due instant."""
+    dispatched = wire.format_instant(now)
+    last_due: datetime | None = None
+    due_text = ""
+    envelopes: list[wire.Envelope] = []
+    for claim in claimed:
+        sent = claim.envelope
+        if claim.due_at is None:
+            envelopes.append(sent)
+            continue
+        if claim.due_at != last_due:
+            last_due, due_text = claim.due_at, wire.format_instant(claim.due_at)
+        headers = {**sent.headers, wire.DUE_AT: due_text, wire.DISPATCHED_AT: dispatched}
+        envelopes.append(wire.Envelope(sent.message_id, sent.routing_key, sent.body, headers))
+    return envelopes
