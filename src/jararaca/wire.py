@@ -43,8 +43,11 @@ class Envelope:
 
     @property
     def attempt(self) -> int:
+        marked = self.headers.get(ATTEMPT)
+        if marked is None:  # a first attempt carries no mark
+            return 1
         try:
-            return max(1, int(self.headers.get(ATTEMPT, "1")))
+            return max(1, int(marked))
         except ValueError:
             return 1
 

@@ -8,7 +8,7 @@ user code, the delayed queue's length) are read when scraped, never polled.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -98,7 +98,7 @@ class PrometheusMetrics(Metrics):
     def message(self, handler: str, outcome: MessageOutcome) -> None:
         self._messages.labels(handler, outcome).inc()
 
-    def delayed_published(self, lateness: Sequence[float]) -> None:
+    def delayed_published(self, lateness: Iterable[float]) -> None:
         observe = self._delayed_lateness.observe
         for seconds in lateness:
             observe(seconds)

@@ -370,7 +370,7 @@ class Beat:
             await self._publish(batch, now)
             self.stats.delayed_dispatched += len(batch)
             self.telemetry.delayed_published(
-                [(now - c.due_at).total_seconds() for c in batch if c.due_at is not None]
+                (now - c.due_at).total_seconds() for c in batch if c.due_at is not None
             )
         return len(batch) == DELAYED_BATCH
 
