@@ -95,9 +95,10 @@ class RunGuard:
         of its action would hold back is asked about again at the instant: its overlap policy
         decides on what runs then, as if it had been asked only then."""
         ask_ahead = not_before
-        read = now
+        given = now
         while True:
-            now, read = read or self.clock.now(), None
+            now = given if given is not None else self.clock.now()
+            given = None  # asked again at the instant: the clock is read then
             ahead = ask_ahead is not None and now < ask_ahead
             # A begin cancelled by shutdown while its answer was on the way is the backend's
             # to clean up (the Redis backend releases a run that started anyway).
@@ -219,7 +220,7 @@ class RunGuard:
                 run_key,
                 overlap_key=overlap_key,
                 owner=self.owner,
-                now=now or self.clock.now(),
+                now=now if now is not None else self.clock.now(),
                 remember_for=remember_for,
                 record=record,
             )
