@@ -102,11 +102,11 @@ class Service:
         run_service(self)
 
 
-# How many new container objects the collector lets accumulate before it looks at them
-# (CPython's default is 700). Handling a message allocates a dozen (its task, coroutine,
-# envelope, headers), nearly all freed by reference counting as soon as it is done; at 700
-# the collector ran every few dozen messages, and the objects a burst keeps for a while
-# (queued envelopes, run records) were promoted and walked again by full collections.
+# How many more container objects than it freed the process may allocate before the
+# collector looks at them (CPython's default is 700). A burst keeps many new ones alive for a
+# while (queued envelopes and their headers, run records kept against duplicates, tasks in
+# flight), so at 700 the collector kept walking objects still in use, and promoted them to
+# generations that full collections walk again.
 YOUNG_COLLECTION_THRESHOLD = 10_000
 
 
