@@ -79,5 +79,10 @@ def epoch_ms(when: datetime) -> int:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def duration_ms(period: timedelta) -> int:
+    """A period in whole milliseconds, as the backends store leases and lifetimes."""
+    return round(period.total_seconds() * 1000)
+
+
 def from_epoch_ms(ms: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=ms)

@@ -17,5 +17,10 @@ def dumps(data: Any) -> str:
     return pydantic_core.to_json(data).decode()
 
 
+def dumps_bytes(data: Any) -> bytes:
+    """:func:`dumps` as UTF-8 bytes, for a body that goes on the wire as it is."""
+    return pydantic_core.to_json(data)
+
+
 def loads(raw: str | bytes) -> Any:
     return pydantic_core.from_json(raw)

@@ -10,14 +10,10 @@ from jararaca.backends.base import REMEMBER_DONE, OnOverlap, RunStart, RunStatus
 from jararaca.backends.memory_store import Run, Store, forget_run, prune, remember
 from jararaca.backends.overlap import Mark, overlap_decision
 from jararaca.backends.records import RunRecord
-from jararaca.clock import epoch_ms, from_epoch_ms
+from jararaca.clock import duration_ms, epoch_ms, from_epoch_ms
 
 # What nearly every begin answers (RunStart is frozen, so one instance serves them all).
 _FIRST_START = RunStart(RunStatus.STARTED, 1)
-
-
-def _period_ms(period: timedelta) -> int:
-    return round(period.total_seconds() * 1000)
 
 
 class MemoryRunLeases:
@@ -56,7 +52,7 @@ class MemoryRunLeases:
             if blocked is not None:
                 status, until_ms = blocked
                 if status is RunStatus.OVERLAP:
-                    keep_ms = _period_ms(remember_for)
+                    keep_ms = duration_ms(remember_for)
                     s.runs[fire_id] = Run(owner, now_ms, 1, done_until_ms=now_ms + keep_ms)
                     remember(s.run_expiries, now_ms + keep_ms, fire_id)
                     if record is not None:
@@ -129,7 +125,7 @@ class MemoryRunLeases:
             and run.lease_ms > now_ms
         )
         if not taken_over:  # never mark another owner's live run done
-            done_until_ms = now_ms + _period_ms(remember_for)
+            done_until_ms = now_ms + duration_ms(remember_for)
             if run is None:
                 s.runs[fire_id] = Run(owner, now_ms, 1, done_until_ms=done_until_ms)
             else:  # changed in place: the store holds the only reference

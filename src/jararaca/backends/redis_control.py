@@ -17,7 +17,7 @@ from jararaca.backends.base import DelayedEntry, FireClaim
 from jararaca.backends.records import ProcessRecord, RunRecord, ScheduleRecord
 from jararaca.backends.redis_keys import Keys, QueueKeys, shard_of
 from jararaca.backends.redis_scripts import as_text
-from jararaca.clock import epoch_ms, from_epoch_ms
+from jararaca.clock import duration_ms, epoch_ms, from_epoch_ms
 from jararaca.wire import Envelope
 
 
@@ -211,7 +211,7 @@ class RedisSchedules:
 
 
 def _ms(delta: timedelta) -> int:
-    return max(1, round(delta.total_seconds() * 1000))
+    return max(1, duration_ms(delta))
 
 
 def _message_id(raw: bytes | str) -> str | None:

@@ -18,7 +18,7 @@ from jararaca.backends.records import RunRecord
 from jararaca.backends.redis_batch import ScriptBatcher
 from jararaca.backends.redis_keys import Keys
 from jararaca.backends.redis_scripts import as_text
-from jararaca.clock import epoch_ms, from_epoch_ms
+from jararaca.clock import duration_ms, epoch_ms, from_epoch_ms
 
 
 class RedisRunLeases:
@@ -72,7 +72,7 @@ class RedisRunLeases:
             owner,
             epoch_ms(now),
             epoch_ms(lease_until),
-            round(remember_for.total_seconds() * 1000),
+            duration_ms(remember_for),
             on_overlap,
             epoch_ms(record.scheduled_at if record is not None else now),
             int(ahead),
@@ -146,5 +146,5 @@ class RedisRunLeases:
         record: RunRecord | None = None,
     ) -> None:
         keys, tail = self._run_call(fire_id, overlap_key, record)
-        args = [fire_id, owner, epoch_ms(now), round(remember_for.total_seconds() * 1000), *tail]
+        args = [fire_id, owner, epoch_ms(now), duration_ms(remember_for), *tail]
         await self._runs.eval(scripts.FINISH_RUN, keys, args)

@@ -43,7 +43,7 @@ from jararaca.backends.sqlite_control import SqliteControl
 from jararaca.backends.sqlite_db import BUSY_TIMEOUT_MS, Database
 from jararaca.backends.sqlite_files import check_path, open_error, warn_if_network
 from jararaca.backends.sqlite_schema import STATE_TABLES, prepare
-from jararaca.clock import epoch_ms, from_epoch_ms
+from jararaca.clock import duration_ms, epoch_ms, from_epoch_ms
 from jararaca.policies import PayloadPolicy, TimePolicy
 from jararaca.settings import run_history
 from jararaca.urls import parse_sqlite_url
@@ -286,7 +286,7 @@ class SqliteBackend(SqliteControl):
             call=call,
             now_ms=epoch_ms(now),
             lease_ms=epoch_ms(lease_until),
-            keep_ms=_ms(remember_for),
+            keep_ms=duration_ms(remember_for),
             on_overlap=on_overlap,
             record=record,
             ahead=ahead,
@@ -334,7 +334,9 @@ class SqliteBackend(SqliteControl):
             self._pruned_at = now_ms
 
         def op(conn: sqlite3.Connection) -> None:
-            runs.finish_run(conn, call, now_ms=now_ms, keep_ms=_ms(remember_for), record=record)
+            runs.finish_run(
+                conn, call, now_ms=now_ms, keep_ms=duration_ms(remember_for), record=record
+            )
             if prune:
                 runs.prune_runs(conn, call.ns, now_ms)
 
@@ -354,7 +356,3 @@ class SqliteBackend(SqliteControl):
         fire that was running resumes first and the action's other fires wait or skip as
         while it ran. Returns how many entries were in flight."""
         return await self._run(partial(queue.take_over, ns=self.namespace, now_ms=epoch_ms(now)))
-
-
-def _ms(delta: timedelta) -> int:
-    return round(delta.total_seconds() * 1000)

@@ -56,7 +56,7 @@ def fire_envelope(
     return wire.Envelope(
         message_id=identity,
         routing_key=action.routing_key,
-        body=stored_json.dumps(body).encode(),
+        body=stored_json.dumps_bytes(body),
         headers=headers,
     )
 
