@@ -23,9 +23,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim
-
-from jararaca.cron_fields import new_sim, next_slot
+from jararaca.cron_fields import next_slot, slots
 from jararaca.cron_syntax import parse_expression
 from jararaca.errors import CronError
 
@@ -138,7 +136,7 @@ class Cron:
                 # cronsim steps a second back before matching: starting a second late makes
                 # ``instant`` itself a candidate (microseconds truncate: fires are whole seconds).
                 start = (utc + off).replace(tzinfo=None, microsecond=0) + _SECOND
-                for slot in self._sim(start, reverse=True):
+                for slot in self._slots(start, reverse=True):
                     return (slot - off).replace(tzinfo=UTC)
                 return None
             local = utc.astimezone(self._tz)
@@ -147,7 +145,7 @@ class Cron:
                 # In the second pass of a repeated hour, later slots of that hour fired in the
                 # first pass, up to the wall time this instant has on the first pass's offset.
                 wall += _offset(local.replace(fold=0)) - _offset(local)
-            for slot in self._sim(wall.replace(microsecond=0) + _SECOND, reverse=True):
+            for slot in self._slots(wall.replace(microsecond=0) + _SECOND, reverse=True):
                 readings = self._readings(slot)
                 fits = [fire for fire in readings if fire <= utc]
                 if fits:
@@ -175,7 +173,7 @@ class Cron:
         try:
             if self._fixed_offset is not None:
                 off = self._fixed_offset
-                for slot in self._sim((utc + off).replace(tzinfo=None), reverse=False):
+                for slot in self._slots((utc + off).replace(tzinfo=None), reverse=False):
                     yield (slot - off).replace(tzinfo=UTC)
                 return
             local = utc.astimezone(self._tz)
@@ -187,7 +185,7 @@ class Cron:
             last = utc
             # Second-pass fires of a repeated hour, held until every earlier fire is out.
             later: deque[datetime] = deque()
-            for slot in self._sim(wall, reverse=False):
+            for slot in self._slots(wall, reverse=False):
                 readings = self._readings(slot)
                 if not readings:
                     continue
@@ -205,12 +203,12 @@ class Cron:
         except OverflowError:  # walked past datetime.max
             return
 
-    def _sim(self, start: datetime, *, reverse: bool) -> CronSim:
+    def _slots(self, start: datetime, *, reverse: bool) -> Iterator[datetime]:
         # Callers pass naive wall times, so cronsim applies none of its own zone rules (see the
         # module docstring for why); _readings maps each slot to the instants it fires at.
-        # Assembled from fields cronsim read once (jararaca.cron_fields): parsing was most of
+        # Forward, from fields cronsim read once (jararaca.cron_fields): parsing was most of
         # the cost of a next fire.
-        return new_sim(self._cronsim_text, start, reverse=reverse)
+        return slots(self._cronsim_text, start, reverse=reverse)
 
     def _readings(self, slot: datetime) -> tuple[datetime, ...]:
         """The instants, in UTC, a slot at local wall time ``slot`` fires at (Debian rules)."""

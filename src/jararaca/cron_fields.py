@@ -5,50 +5,38 @@ the next fire), and it was paid for every expression twice at start-up (validati
 first fire), and again for every fire after. Apps repeat fields far more than expressions: at
 100,000 distinct expressions there are still only 60 seconds, 60 minutes, 24 hours and a few
 date parts. So cronsim reads each time field alone (the others ``*``) and each date part
-(day-of-month, month, day-of-week, which cronsim checks together) once; an iterator for a
-whole expression is assembled from those readings (``new_sim``), and a next fire is found
-without one when the first time of day the fields allow falls on a date they allow
-(``next_slot``).
+(day-of-month, month, day-of-week, which cronsim checks together) once, and a next fire is
+found from those readings when the first time of day the fields allow falls on a date they
+allow (``next_slot``, most next fires); cronsim itself is asked for the date in between, and
+walks whatever else (``slots``).
 
-cronsim parses the fields one after the other and raises at the first bad one, so reading
-them apart fails on the same field, with the same message, as reading them together.
+The readings are the field sets a ``CronSim`` keeps as attributes after parsing; nothing is
+written into a ``CronSim``. cronsim parses the fields one after the other and raises at the
+first bad one, so reading them apart fails on the same field, with the same message, as
+reading them together.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
+from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Any, NamedTuple
 
 from cronsim import CronSim
 
-__all__ = ["DatePart", "date_part", "new_sim", "next_slot", "read_fields"]
+__all__ = ["DatePart", "date_part", "next_slot", "read_fields", "slots"]
 
 # Any start works for reading: only the parsed fields, or whether a fire exists at all, are used.
 _PROBE_START = datetime(2000, 1, 1)
-# Everything a CronSim holds. An assembled CronSim sets exactly these: if cronsim changes its
-# own state (a new version), assembling is no longer known to be right and new_sim builds a
-# CronSim the ordinary way (tests/unit/test_cron_fields.py fails to say so).
-_SIM_STATE = frozenset(
-    {
-        "skip_initial_tick",
-        "dt",
-        "tick_direction",
-        "parts",
-        "day_and",
-        "seconds",
-        "minutes",
-        "hours",
-        "days",
-        "months",
-        "weekdays",
-        "fixup_tz",
-    }
-)
+# The parsed fields a CronSim keeps, read by read_fields. Should a cronsim release keep them
+# under other names, every next fire is asked of CronSim itself (slower, still right;
+# tests/unit/test_cron_fields.py fails to say so).
+_READ = ("seconds", "minutes", "hours", "days", "months", "weekdays", "day_and")
+READABLE = all(hasattr(CronSim("* * * * *", _PROBE_START), name) for name in _READ)
 _SECOND = timedelta(seconds=1)
 _DAY_LESS_A_SECOND = timedelta(days=1, seconds=-1)
-ASSEMBLED = set(vars(CronSim("* * * * *", _PROBE_START))) == _SIM_STATE
 
 
 class DatePart(NamedTuple):
@@ -93,7 +81,7 @@ def read_fields(cronsim_text: str) -> Fields:
 def next_slot(cronsim_text: str, start: datetime) -> datetime | None:
     """``next(CronSim(cronsim_text, start))`` for a valid text and a naive ``start``, or None
     where cronsim stops: the first slot strictly after ``start``."""
-    if ASSEMBLED and start.tzinfo is None:
+    if READABLE and start.tzinfo is None:
         fields = read_fields(cronsim_text)
         before = _before_next_time(start, fields)
         slot = before + _SECOND
@@ -106,7 +94,7 @@ def next_slot(cronsim_text: str, start: datetime) -> datetime | None:
         if first is not None:
             return datetime.combine(first, _first_time(fields))
         start = before
-    for slot in new_sim(cronsim_text, start, reverse=False):
+    for slot in CronSim(cronsim_text, start):
         return slot
     return None
 
@@ -126,37 +114,19 @@ def _first_date(date_text: str, day: date) -> date | None:
     return None
 
 
-def new_sim(cronsim_text: str, start: datetime, *, reverse: bool) -> CronSim:
-    """``CronSim(cronsim_text, start, reverse=reverse)`` for a valid text and a naive
-    ``start``, from the cached readings; it yields the same fires.
+def slots(cronsim_text: str, start: datetime, *, reverse: bool) -> Iterator[datetime]:
+    """The slots ``CronSim(cronsim_text, start, reverse=reverse)`` yields, for a valid text
+    and a naive ``start``: forward, each found by :func:`next_slot` from the one before."""
+    if reverse or not READABLE or start.tzinfo is not None:
+        return iter(CronSim(cronsim_text, start, reverse=reverse))
+    return _forward(cronsim_text, start)
 
-    Forward, its walk may begin later than ``start``: past the times of day the time fields
-    leave out.
-    """
-    if not ASSEMBLED or start.tzinfo is not None:
-        return CronSim(cronsim_text, start, reverse=reverse)
-    fields = read_fields(cronsim_text)
-    date = fields.date
-    if not reverse:
-        start = _before_next_time(start, fields)
-    sim = CronSim.__new__(CronSim)
-    # What CronSim.__init__ sets for a naive start. The shared sets are frozen: cronsim only
-    # reads them while it walks.
-    sim.__dict__.update(
-        skip_initial_tick=bool(reverse and start.microsecond),
-        dt=start.replace(microsecond=0),
-        tick_direction=-1 if reverse else 1,
-        parts=_six(cronsim_text.upper()),
-        day_and=date.day_and,
-        seconds=fields.seconds,
-        minutes=fields.minutes,
-        hours=fields.hours,
-        days=date.days,
-        months=date.months,
-        weekdays=date.weekdays,
-        fixup_tz=None,
-    )
-    return sim
+
+def _forward(cronsim_text: str, start: datetime) -> Iterator[datetime]:
+    slot = next_slot(cronsim_text, start)
+    while slot is not None:
+        yield slot
+        slot = next_slot(cronsim_text, slot)
 
 
 def _before_next_time(start: datetime, fields: Fields) -> datetime:
@@ -184,13 +154,6 @@ def _before_next_time(start: datetime, fields: Fields) -> datetime:
 @functools.lru_cache(maxsize=4096)
 def _sorted(values: frozenset[int]) -> tuple[int, ...]:
     return tuple(sorted(values))
-
-
-def _six(text: str) -> list[str]:
-    parts = text.split()
-    if len(parts) == 5:
-        parts.insert(0, "0")
-    return parts
 
 
 @functools.lru_cache(maxsize=4096)

@@ -62,7 +62,7 @@ class ParsedExpression(NamedTuple):
 
 # Apps repeat a few expressions over many actions: each distinct expression is checked once
 # (and each distinct field, in jararaca.cron_fields). Only the text is kept: a CronSim is a
-# stateful iterator, so callers build their own (jararaca.cron_fields.new_sim).
+# stateful iterator, so callers walk their own (jararaca.cron_fields.slots).
 @functools.lru_cache(maxsize=4096)
 def parse_expression(expr: str) -> ParsedExpression:
     """Validate a stripped expression; raise CronError naming the bad field if it is invalid."""

@@ -28,7 +28,9 @@ def missed_fires(
     ``latest`` gives the most recent slot, ``all`` up to the most recent 100, ``none`` nothing;
     ``window`` (seconds) drops slots older than ``now - window``.
     """
-    if policy == "none":
+    if policy == "none" or cron.next_after(after) > now:
+        # The second test is the usual restart (no slot passed while the beat was down), and
+        # a next fire costs far less than the walk backwards below.
         return []
     oldest = None if window is None else now - timedelta(seconds=window)
     found: list[datetime] = []
