@@ -26,7 +26,7 @@ from jararaca import settings
 from jararaca.brokers.base import UNROUTED, Broker, Consumer, Delivery, QueueSpec
 from jararaca.brokers.rabbitmq import RabbitMQBroker
 from jararaca.brokers.rabbitmq_consume import RabbitMQConsumer, RabbitMQDelivery
-from jararaca.brokers.rabbitmq_topology import fallback_message_id, header_text
+from jararaca.brokers.rabbitmq_messages import fallback_message_id, header_text
 from jararaca.errors import BrokerError, CredentialsError
 from jararaca.wire import DEAD_LETTER_REASON, Envelope
 from tests.contract.test_broker_contract import Inbox

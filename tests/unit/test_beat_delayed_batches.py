@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from jararaca.backends.memory import MemoryBackend
 from jararaca.brokers.memory import MemoryBroker
 from jararaca.errors import BrokerError
-from jararaca.scheduler.beat import DELAYED_BATCH, Beat
+from jararaca.scheduler.beat import Beat
+from jararaca.scheduler.dispatch import DELAYED_BATCH
 from jararaca.testing import FakeClock
 from jararaca.wire import Envelope
 from tests.contract.conftest import env

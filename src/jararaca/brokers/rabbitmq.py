@@ -7,7 +7,8 @@ the connection is lost and back. The rest is in:
 - :mod:`jararaca.brokers.rabbitmq_consume`: consumers (a channel each) and their deliveries;
 - :mod:`jararaca.brokers.rabbitmq_dead_letters`: looking at, replaying and purging the
   dead-letter queue;
-- :mod:`jararaca.brokers.rabbitmq_topology`: names, declarations, envelope <-> AMQP mapping.
+- :mod:`jararaca.brokers.rabbitmq_topology`: names and declarations;
+- :mod:`jararaca.brokers.rabbitmq_messages`: envelope <-> AMQP mapping.
 
 The robust connection reconnects after a RabbitMQ restart and re-opens every channel, which
 re-declares the topology and re-starts consumers.

@@ -26,11 +26,8 @@ from aiormq.exceptions import ChannelPreconditionFailed
 
 from jararaca.brokers.base import DeliveryCallback, QueueSpec
 from jararaca.brokers.rabbitmq_acks import AckBatcher
-from jararaca.brokers.rabbitmq_topology import (
-    AMQP_FAILURES,
-    TopologyNames,
-    envelope_from_delivery,
-)
+from jararaca.brokers.rabbitmq_messages import envelope_from_delivery
+from jararaca.brokers.rabbitmq_topology import AMQP_FAILURES, TopologyNames
 from jararaca.errors import BrokerError
 from jararaca.wire import Envelope
 

@@ -19,12 +19,9 @@ from aiormq.exceptions import ChannelPreconditionFailed
 from jararaca.brokers.base import DeadLetter
 from jararaca.brokers.dead_letters import replay_envelope
 from jararaca.brokers.rabbitmq_consume import quietly
+from jararaca.brokers.rabbitmq_messages import dead_letter_from_message
 from jararaca.brokers.rabbitmq_publish import ConfirmedPublisher
-from jararaca.brokers.rabbitmq_topology import (
-    AMQP_FAILURES,
-    TopologyNames,
-    dead_letter_from_message,
-)
+from jararaca.brokers.rabbitmq_topology import AMQP_FAILURES, TopologyNames
 from jararaca.errors import BrokerError
 
 # Dead letters taken before their copies are published together: their confirms are awaited

@@ -22,7 +22,8 @@ from aiormq import spec
 from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import DeliveryError
 
-from jararaca.brokers.rabbitmq_topology import AMQP_FAILURES, Topology, message_properties
+from jararaca.brokers.rabbitmq_messages import message_properties
+from jararaca.brokers.rabbitmq_topology import AMQP_FAILURES, Topology
 from jararaca.clock import Clock
 from jararaca.errors import BrokerError
 from jararaca.wire import Envelope

@@ -31,12 +31,15 @@ from jararaca.control.models import (
 from jararaca.control.schedules import new_schedule
 from jararaca.control.views import (
     backfill_slots,
+    check_limit,
     dead_letter_info,
     delayed_info,
     dynamic_schedule_info,
     is_internal_task,
     resolve_action,
     schedule_info,
+    target_id,
+    target_plan,
 )
 from jararaca.engines import connect_with_retry, make_backend, make_broker
 from jararaca.errors import ConfigError
@@ -45,7 +48,6 @@ from jararaca.microservice import Microservice
 from jararaca.observability.heartbeats import GONE_AFTER_PERIODS
 from jararaca.registry import ActionDef, build_registry
 from jararaca.scheduler.fires import fire_envelope, fire_id, manual_fire_id
-from jararaca.scheduler.plans import Plan, action_plan, schedule_plan
 from jararaca.urls import DEFAULT_EXCHANGE, parse_broker_url
 
 RECENT_RUNS = 20  # runs read per action for last_run, running and describe
@@ -216,11 +218,11 @@ class Control:
     async def pause(self, action: str, reason: str | None = None) -> None:
         """Pause from the next slot on, in every beat; paused slots are recorded
         ``skipped_paused`` and never replayed."""
-        await self.backend.pause(_ident(await self._target(action)), reason or "")
+        await self.backend.pause(target_id(await self._target(action)), reason or "")
 
     async def resume(self, action: str) -> bool:
         """Whether the action was paused."""
-        return await self.backend.resume(_ident(await self._target(action)))
+        return await self.backend.resume(target_id(await self._target(action)))
 
     async def trigger(self, action: str) -> str:
         """Run the action now, once, as fire ``<action_id>@manual-<epoch_ms>`` (the worker
@@ -230,13 +232,13 @@ class Control:
         # Whole milliseconds, as headers carry instants: the id and the scheduled instant the
         # worker reads back then name the same millisecond.
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        identity = manual_fire_id(_ident(target), now)
+        identity = manual_fire_id(target_id(target), now)
         if isinstance(target, ScheduleRecord):  # its body is the stored message: keep it
-            envelope = replace(_plan(target).envelope(now, now, False), message_id=identity)
+            envelope = replace(target_plan(target).envelope(now, now, False), message_id=identity)
         else:
             envelope = fire_envelope(target, now, now=now, fire_id=identity)
         await self.backend.enqueue_fires(
-            [FireClaim(identity, _ident(target), now, envelope)], due=now
+            [FireClaim(identity, target_id(target), now, envelope)], due=now
         )
         # Nothing queued means a fire of this very id (same action, same millisecond) is
         # already queued or ran: it is the same manual fire, so its id is the answer.
@@ -246,7 +248,7 @@ class Control:
         """Queue every cron slot in ``[start, end)`` under its normal fire id, so a slot that
         already ran, or is queued, is left out. Returns the fire ids queued."""
         target = await self._target(action)
-        plan = _plan(target)
+        plan = target_plan(target)
         now = self.clock.now()
         slots = backfill_slots(plan.action_id, plan.cron, start, end, now=now)
         claims = [
@@ -303,11 +305,11 @@ class Control:
         self, action: str | None = None, outcome: str | None = None, limit: int = 50
     ) -> list[RunInfo]:
         """The most recent runs (of one action, with one outcome), newest scheduled first."""
-        _check_limit(limit)
+        check_limit(limit)
         if outcome is not None and outcome not in OUTCOMES:
             raise ConfigError(f"unknown outcome {outcome!r}: use one of {', '.join(OUTCOMES)}")
         if action is not None:
-            idents = [_ident(await self._target(action))]
+            idents = [target_id(await self._target(action))]
         else:
             dynamic = await self.backend.dynamic_schedules()
             idents = [a.action_id for a in self._actions()] + [d.schedule_id for d in dynamic]
@@ -327,7 +329,7 @@ class Control:
     async def delayed(self, topic: str | None = None, limit: int = 100) -> list[DelayedInfo]:
         """Pending delayed messages (of one topic), soonest first; the worker's internal
         re-checks are left out."""
-        _check_limit(limit)
+        check_limit(limit)
         asked = limit
         while True:
             entries = await self.backend.list_delayed(limit=asked)
@@ -356,7 +358,7 @@ class Control:
     # -- dead letters ---------------------------------------------------------------------
 
     async def dead_letters(self, limit: int = 100) -> list[DeadLetterInfo]:
-        _check_limit(limit)
+        check_limit(limit)
         broker = await self._connected_broker("listing dead letters")
         return [dead_letter_info(d) for d in await broker.dead_letters(limit=limit)]
 
@@ -386,16 +388,3 @@ class Control:
             )
             for r in records
         ]
-
-
-def _check_limit(limit: int) -> None:
-    if limit < 1:
-        raise ConfigError(f"limit must be a positive number, got {limit}")
-
-
-def _ident(target: ActionDef | ScheduleRecord) -> str:
-    return target.schedule_id if isinstance(target, ScheduleRecord) else target.action_id
-
-
-def _plan(target: ActionDef | ScheduleRecord) -> Plan:
-    return schedule_plan(target) if isinstance(target, ScheduleRecord) else action_plan(target)

@@ -19,6 +19,7 @@ from jararaca.cron import Cron
 from jararaca.errors import ConfigError
 from jararaca.microservice import Microservice
 from jararaca.registry import ActionDef, build_registry
+from jararaca.scheduler.plans import Plan, action_plan, schedule_plan
 
 if TYPE_CHECKING:
     from jararaca.brokers.base import DeadLetter
@@ -148,3 +149,17 @@ def backfill_slots(
             "split the window"
         )
     return slots
+
+
+def check_limit(limit: int) -> None:
+    if limit < 1:
+        raise ConfigError(f"limit must be a positive number, got {limit}")
+
+
+def target_id(target: ActionDef | ScheduleRecord) -> str:
+    """The id of a declared action or a dynamic schedule."""
+    return target.schedule_id if isinstance(target, ScheduleRecord) else target.action_id
+
+
+def target_plan(target: ActionDef | ScheduleRecord) -> Plan:
+    return schedule_plan(target) if isinstance(target, ScheduleRecord) else action_plan(target)

@@ -13,7 +13,6 @@ import asyncio
 import heapq
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from jararaca.backends.base import BeatStore, Claimed, ClaimResult, FireClaim
@@ -22,28 +21,17 @@ from jararaca.brokers.base import Broker
 from jararaca.clock import Clock
 from jararaca.cron import Cron
 from jararaca.errors import CronError, JararacaError
-from jararaca.observability import tracing
 from jararaca.observability.telemetry import Telemetry
 from jararaca.outage import Outage
 from jararaca.registry import ActionDef
-from jararaca.scheduler.fires import fire_id, outgoing_envelopes
+from jararaca.scheduler.dispatch import BeatStats, Dispatcher
+from jararaca.scheduler.fires import fire_id
 from jararaca.scheduler.planning import first_fires, jitter_offset, keep_late, missed_fires
 from jararaca.scheduler.plans import Plan, action_plan, schedule_plan
 from jararaca.settings import dispatch_lead_seconds
 from jararaca.wire import format_instant
 
 log = logging.getLogger("jararaca.beat")
-DELAYED_BATCH = 1000
-
-
-@dataclass
-class BeatStats:
-    fires_dispatched: int = 0
-    fires_lost_race: int = 0  # another beat had claimed them: expected with several beats
-    fires_paused: int = 0  # recorded skipped_paused instead of dispatched
-    delayed_dispatched: int = 0
-    reclaimed: int = 0
-    publish_failures: int = 0
 
 
 class Beat:
@@ -71,8 +59,9 @@ class Beat:
         self.interval = interval
         self.lease = timedelta(seconds=lease_seconds)
         self.lead = dispatch_lead_seconds() if dispatch_lead is None else dispatch_lead
-        self.stats = BeatStats()
         self.telemetry = telemetry or Telemetry()
+        self.stats = BeatStats()
+        self.dispatcher = Dispatcher(backend, broker, self.stats, self.telemetry)
         self.wakeup = asyncio.Event()
         # (dispatch instant, plan id, scheduled instant, plan generation), instants as epoch
         # seconds (exact for fires, which are whole seconds): a float, often the same one
@@ -85,11 +74,9 @@ class Beat:
         self._started = False
         self._dynamic = dynamic_schedules
         self._schedules_version: int | None = None
-        # Work kept across an outage (see tick): fires not yet claimed, envelopes claimed but
-        # not published, and published ones not yet forgotten by the backend.
+        # Fires not yet claimed when an outage began (see tick); the dispatcher keeps what was
+        # claimed but not published or not yet forgotten.
         self._unclaimed: list[FireClaim] = []
-        self._unpublished: list[Claimed] = []
-        self._unacked: list[str] = []
         self._dropped: dict[str, int] = {}  # per action, missed during an outage
 
     async def start(self) -> None:
@@ -231,14 +218,14 @@ class Beat:
         if not self._started:
             await self.start()
         now = self.clock.now()
-        await self._retry_leftovers()
+        await self.dispatcher.retry_leftovers(now)
         claims = self._late_claims(now) + self._due_fires(now)
         if claims:
             await self._dispatch_fires(claims, now)
-        await self._reclaim(now)
+        await self.dispatcher.reclaim(now, now + self.lease)
         # A large burst of due messages goes by batches; cron fires due meanwhile go out
         # between two batches instead of waiting for the whole burst.
-        while await self._dispatch_delayed_batch(now):
+        while await self.dispatcher.delayed_batch(now, now + self.lease):
             now = self.clock.now()
             claims = self._due_fires(now)
             if claims:
@@ -262,16 +249,6 @@ class Beat:
                 self._dropped[action_id] = self._dropped.get(action_id, 0) + len(slots) - len(kept)
             late.extend(self._claim(action, at, now, catch_up=True) for at in kept)
         return late
-
-    async def _retry_leftovers(self) -> None:
-        """After an outage: publish what was claimed but not published, and forget what was
-        published but not yet forgotten."""
-        if self._unacked:
-            ids, self._unacked = self._unacked, []
-            await self._ack(ids)
-        if self._unpublished:
-            claimed, self._unpublished = self._unpublished, []
-            await self._publish(claimed, self.clock.now())
 
     def _due_fires(self, now: datetime) -> list[FireClaim]:
         claims: list[FireClaim] = []
@@ -345,58 +322,10 @@ class Beat:
                 log.info("%s is paused: fire %s skipped", claim.action_id, claim.fire_id)
             else:
                 self.stats.fires_lost_race += 1
-        await self._publish(won, now)
+        await self.dispatcher.publish(won, now)
         self.stats.fires_dispatched += len(won)
         for action_id, count in won_by_action.items():
             self.telemetry.fires(action_id, "dispatched", count)
-
-    async def _reclaim(self, now: datetime) -> None:
-        reclaimed = await self.backend.reclaim_inflight(
-            now=now, lease_until=now + self.lease, limit=DELAYED_BATCH
-        )
-        if reclaimed:
-            log.warning(
-                "republishing %d message(s) whose beat died before confirming", len(reclaimed)
-            )
-            self.stats.reclaimed += len(reclaimed)
-            await self._publish(reclaimed, now)
-
-    async def _dispatch_delayed_batch(self, now: datetime) -> bool:
-        """Publish one batch of due delayed messages; True when more may be due."""
-        batch = await self.backend.claim_due(
-            now=now, lease_until=now + self.lease, limit=DELAYED_BATCH
-        )
-        if batch:
-            await self._publish(batch, now)
-            self.stats.delayed_dispatched += len(batch)
-            self.telemetry.delayed_published(
-                (now - c.due_at).total_seconds() for c in batch if c.due_at is not None
-            )
-        return len(batch) == DELAYED_BATCH
-
-    async def _publish(self, claimed: list[Claimed], now: datetime) -> None:
-        """Publish with confirms, then forget the in-flight entries. Nothing is deleted before
-        it is safely in the broker: on failure the entries are kept to publish again at the
-        next tick (and, should this beat die, another beat republishes them after the lease).
-        Delayed messages go out stamped with their due instant and ``now``."""
-        if not claimed:
-            return
-        envelopes = outgoing_envelopes(claimed, now)
-        try:
-            with tracing.dispatching(envelopes) as traced:
-                await self.broker.publish(traced)
-        except JararacaError:
-            self.stats.publish_failures += 1
-            self._unpublished.extend(claimed)
-            raise
-        await self._ack([c.inflight_id for c in claimed])
-
-    async def _ack(self, inflight_ids: list[str]) -> None:
-        try:
-            await self.backend.ack_inflight(inflight_ids)
-        except JararacaError:
-            self._unacked.extend(inflight_ids)
-            raise
 
     async def _next_wakeup(self, now: datetime) -> datetime:
         # Looked at after the due fires went out, so it costs their latency nothing.
