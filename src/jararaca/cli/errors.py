@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import NoReturn
 
 import click
 
+from jararaca.cli.options import log_format
 from jararaca.errors import ConfigError, JararacaError
+from jararaca.observability.logs import JsonFormatter
 
 EXIT_FAILURE = 1  # a runtime failure, e.g. a server still unreachable after --connect-timeout
 EXIT_CONFIG = 2  # bad configuration or input; click's usage errors exit with 2 too
@@ -24,7 +27,14 @@ EXTRA_OF_MODULE = {
 
 
 def fail(message: str, code: int = EXIT_CONFIG) -> NoReturn:
-    click.echo(f"jararaca: error: {message}", err=True)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and log_format(ctx) == "json":
+        # --log-format json: every line is JSON, this last one too (a log pipeline reading
+        # JSON lines would drop the one that says why the process stopped).
+        record = logging.LogRecord("jararaca", logging.ERROR, __file__, 0, message, None, None)
+        click.echo(JsonFormatter().format(record), err=True)
+    else:
+        click.echo(f"jararaca: error: {message}", err=True)
     sys.exit(code)
 
 
