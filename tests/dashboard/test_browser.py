@@ -2,7 +2,8 @@
 and ``jararaca dashboard`` of tests/fixtures/dashboard_app.py on a private exchange, driven by
 Playwright in Debian's Chromium the way a person uses it (buttons found by role and name).
 
-Every effect is asserted on the backend through ``Control``, waiting with a deadline, never a
+Every effect is asserted on the backend through ``Control``, or on the files the worker writes
+for each reminder it handles (``JARARACA_DASHBOARD_INBOX``), waiting with a deadline, never a
 fixed sleep. Each page is photographed with real data into ``JARARACA_SCREENSHOT_DIR`` (the
 committed ones in docs/dashboard/ come from ``JARARACA_SCREENSHOT_DIR=docs/dashboard``), or
 into the test's temporary folder.
@@ -17,9 +18,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +29,8 @@ import pytest
 
 from jararaca import Publisher, connect
 from jararaca.control import Control
-from tests.fixtures.dashboard_app import FAILURE, Poison, Reminder, app
+from jararaca.registry import build_registry
+from tests.fixtures.dashboard_app import FAILURE, INBOX, Poison, Reminder, app, handled
 from tests.integration.cluster import Cluster
 from tests.services import require_rabbitmq, require_redis
 
@@ -81,9 +84,10 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 class Site:
     """The running cluster and dashboard, and Control on the same backend for assertions."""
 
-    def __init__(self, cluster: Cluster, url: str) -> None:
+    def __init__(self, cluster: Cluster, url: str, inbox: Path) -> None:
         self.cluster = cluster
         self.url = url
+        self.inbox = inbox  # where the worker records each reminder it handled
 
     def control(self, use: Callable[[Control], Awaitable[T]]) -> T:
         async def run() -> T:
@@ -114,14 +118,15 @@ def dashboard_answers(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def site() -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     require_chromium()
     require_redis()
     require_rabbitmq()
+    inbox = tmp_path_factory.mktemp("inbox")
     cluster = Cluster("dashboard", app=APP)
     try:
         cluster.start("beat")
-        cluster.start("worker")
+        cluster.start("worker", env={INBOX: str(inbox)})
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         cluster.spawn(
@@ -133,7 +138,7 @@ def site() -> Iterator[Site]:
             ],
         )
         wait_for(lambda: dashboard_answers(url), 30, "the dashboard to answer")
-        yield Site(cluster, url)
+        yield Site(cluster, url, inbox)
     finally:
         cluster.close()
 
@@ -171,6 +176,27 @@ def page(site: Site, shots: Path) -> Iterator[Any]:
 
 def row(page: Any, action: str) -> Any:
     return page.locator(f'tr[data-action-id="{action}"]')
+
+
+def test_schedules_page_has_one_row_per_declared_action_with_its_cron(
+    site: Site, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    declared = {a.action_id: a.spec.cron.expr for a in build_registry(app).actions}
+    assert len(declared) >= 4  # the fixture's actions: a smaller set means it lost some
+    page.goto(f"{site.url}/schedules")
+    rows = page.locator("tr[data-action-id]")
+    expect(rows).to_have_count(len(declared))
+    shown = rows.evaluate_all(
+        """rows => rows.map(r => [
+            r.dataset.actionId,
+            r.querySelector('td[data-label="Schedule"] code').textContent,
+        ])"""
+    )
+    assert sorted(tuple(pair) for pair in shown) == sorted(declared.items())
+    for action, cron in declared.items():  # as a person reads it, too
+        expect(row(page, action).get_by_role("cell").nth(1)).to_contain_text(cron)
 
 
 def test_pause_stops_runs_from_the_next_slot_and_resume_brings_them_back(
@@ -262,6 +288,41 @@ def test_cancel_a_delayed_message(site: Site, page: Any, shots: Path) -> None:
         10,
         "the cancelled message to leave the delayed queue",
     )
+
+
+def test_a_cancelled_delayed_message_is_never_delivered(site: Site, page: Any) -> None:
+    """Cancelled from the page before it is due, it is never handled: a witness published
+    after the cancel, due a margin after it, is handled, and still nothing of the cancelled one
+    was (the worker records every reminder it handles)."""
+    from playwright.sync_api import expect
+
+    label = uuid.uuid4().hex[:8]
+    key = f"cancel-me-{label}"
+    cancelled = site.publish(
+        lambda p: p.delay(Reminder(text=f"cancelled {label}"), 8, idempotency_key=key)
+    )
+    [pending] = [d for d in site.control(lambda c: c.delayed()) if d.message_id == cancelled]
+    page.goto(f"{site.url}/delayed")
+    page.get_by_label("Topic or key").fill(key)
+    page.get_by_role("button", name="Search").click()
+    page.locator(f'tr[data-message-id="{cancelled}"]').get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Cancelled delayed message {cancelled}")
+    assert datetime.now(UTC) < pending.due_at, "the cancel came after the message was due"
+    assert cancelled not in {d.message_id for d in site.control(lambda c: c.delayed())}
+
+    margin = timedelta(seconds=3)
+    witness_delay = (pending.due_at + margin - datetime.now(UTC)).total_seconds()
+    witness = site.publish(lambda p: p.delay(Reminder(text=f"witness {label}"), witness_delay))
+    wait_for(
+        lambda: [r for r in handled(site.inbox) if r["message_id"] == witness],
+        30 + witness_delay,
+        "the witness reminder, due after the cancelled one, to be handled",
+    )
+    assert datetime.now(UTC) >= pending.due_at + margin
+    delivered = [
+        r for r in handled(site.inbox) if r["message_id"] == cancelled or label in r["text"]
+    ]
+    assert delivered == [{"message_id": witness, "text": f"witness {label}"}]
 
 
 def test_purge_dead_letters_after_confirming(site: Site, page: Any, shots: Path) -> None:

@@ -4,11 +4,14 @@ nothing (asserted on the backend, not on the answer), and text from errors is es
 
 from __future__ import annotations
 
+import hmac
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from jararaca.control import ScheduleInfo
+from jararaca.dashboard import auth
 from jararaca.dashboard.auth import CSRF_HEADER, SESSION_COOKIE
 from tests.dashboard.conftest import TOKEN, DashboardFactory, Store
 
@@ -213,3 +216,44 @@ def test_without_a_token_another_host_name_is_refused(dashboard: DashboardFactor
     assert client.get("/schedules", headers={"Host": "127.0.0.1:8765"}).status_code == 200
     rebound = client.get("/schedules", headers={"Host": "evil.example:8765"})
     assert rebound.status_code == 421 and "yearly" not in rebound.text
+
+
+def test_the_token_and_session_are_compared_in_constant_time(
+    dashboard: DashboardFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every check of the token (Bearer, login form) and of the session cookie goes through
+    ``hmac.compare_digest``, even for a guess of another length, and its answer decides."""
+    real = hmac.compare_digest
+    compared: list[tuple[bytes, bytes]] = []
+
+    def spy(given: bytes, expected: bytes) -> bool:
+        compared.append((given, expected))
+        return real(given, expected)
+
+    assert vars(auth)["hmac"] is hmac  # auth.py calls hmac.compare_digest: patched here
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    client = dashboard(token=TOKEN)
+    token = TOKEN.encode()
+
+    assert client.get("/api/runs", headers={"Authorization": f"Bearer {TOKEN}"}).is_success
+    assert (token, token) in compared
+    compared.clear()
+    for guess in ("x", TOKEN[:-1] + "?", TOKEN * 2):  # shorter, same length, longer
+        response = client.get("/api/runs", headers={"Authorization": f"Bearer {guess}"})
+        assert response.status_code == 401
+        assert (guess.encode(), token) in compared, guess
+
+    compared.clear()
+    csrf = csrf_of(client.get("/login").text)
+    response = client.post("/login", data={"csrf_token": csrf, "token": TOKEN})
+    assert response.status_code == 303
+    assert (token, token) in compared
+    session = client.cookies[SESSION_COOKIE].encode()
+    compared.clear()
+    assert client.get("/schedules").status_code == 200
+    assert (session, session) in compared
+
+    # Its answer is the verdict: told "different", the right token and cookie open nothing.
+    monkeypatch.setattr(hmac, "compare_digest", lambda given, expected: False)
+    assert client.get("/api/runs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401
+    assert client.get("/schedules").status_code == 303
