@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.fixtures.sqlite_app:app"
 
 Record = dict[str, Any]
+WITNESS = 1_000  # the job enqueued after all the others were handled
 
 
 class Scheduler:
@@ -67,12 +68,27 @@ def read(records: Path) -> list[Record]:
     return [json.loads(line) for line in records.read_text().splitlines() if line.strip()]
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, every: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(every)
+
+
+def skipped_paused(url: str) -> int:
+    """How many slots of ``tick`` the run history in the file records ``skipped_paused``."""
+
+    async def count() -> int:
+        backend = SqliteBackend(url, namespace="jararaca")
+        await backend.connect()
+        try:
+            runs = await backend.run_history("tick", limit=100)
+        finally:
+            await backend.close()
+        return sum(r.outcome == "skipped_paused" for r in runs)
+
+    return asyncio.run(count())
 
 
 async def enqueue(url: str, jobs: list[tuple[int, float, float]]) -> None:
@@ -128,7 +144,21 @@ def test_kill_9_and_restart_loses_nothing_runs_nothing_twice(files: tuple[str, P
             )
 
         wait_for(all_handled, 60, "every message and the killed fire again")
-        time.sleep(1.5)  # anything run twice would show now
+        # Witnesses instead of a pause: a doubled message or slot would come from what the
+        # restart found in the file, all handed to the worker before this job is enqueued. So
+        # a copy's handler starts before the witness job's and, no slower (3 s, like the slow
+        # jobs), records first; a doubled slot starts before the later tick slot ends.
+        witness_at = time.time()
+        asyncio.run(enqueue(url, [(WITNESS, witness_at + 0.1, 3.0)]))
+        due[WITNESS] = witness_at + 0.1
+
+        def witnessed() -> bool:
+            seen = read(records)
+            return any(r["k"] == "MSG" and r["n"] == WITNESS for r in seen) and any(
+                r["k"] == "END" and r["scheduled"] > witness_at for r in seen
+            )
+
+        wait_for(witnessed, 30, "the witness job and a tick slot after it")
     finally:
         out = second.stop()
     assert second.popen.returncode == 0, out
@@ -136,7 +166,7 @@ def test_kill_9_and_restart_loses_nothing_runs_nothing_twice(files: tuple[str, P
     seen = read(records)
     handled = [r for r in seen if r["k"] == "MSG"]
     counts = Counter(r["n"] for r in handled)
-    assert sorted(counts) == list(range(200)), "every message delivered"
+    assert sorted(counts) == [*range(200), WITNESS], "every message delivered"
     assert [n for n, c in counts.items() if c > 1] == [], "no message delivered twice"
     early = [r["n"] for r in handled if r["at"] < due[r["n"]] - 0.002]
     assert early == [], "no message delivered before it was due"
@@ -187,7 +217,9 @@ def test_pause_from_another_process_stops_the_action_from_the_next_slot(
         )
         paused_at = time.time()
         assert pause.returncode == 0, pause.stdout + pause.stderr
-        time.sleep(3.5)
+        # Three slots after the pause, each recorded skipped (a slot run instead would have
+        # started, and written START, before the later slots were claimed).
+        wait_for(lambda: skipped_paused(url) >= 3, 30, "three slots skipped", every=0.2)
         status = subprocess.run(
             [sys.executable, "-m", "jararaca", "runs", APP, "--backend-url", url, "--json"],
             cwd=ROOT,
@@ -205,7 +237,7 @@ def test_pause_from_another_process_stops_the_action_from_the_next_slot(
     assert [s for s in slots if s > paused_at] == [], "no slot after the pause ran"
     runs = json.loads(status.stdout)
     skipped = [r for r in runs if r["outcome"] == "skipped_paused"]
-    assert len(skipped) >= 3, runs  # each slot of the 3.5 s is recorded skipped
+    assert len(skipped) >= 3, runs  # the CLI shows the skipped slots too
 
 
 def test_a_second_scheduler_on_the_same_file_is_refused(files: tuple[str, Path]) -> None:
