@@ -28,7 +28,7 @@ from jararaca.backends.base import (
     ClaimResult,
     FireClaim,
 )
-from jararaca.backends.redis_batch import REDIS_FAILURES, ScriptBatcher
+from jararaca.backends.redis_batch import CLUSTER_RACES, REDIS_FAILURES, ScriptBatcher
 from jararaca.backends.redis_connect import (
     MAX_CONNECTIONS,
     Closer,
@@ -116,6 +116,10 @@ class RedisBackend(RedisDelayedQueue, RedisRunLeases, RedisControl, RedisSchedul
         try:
             yield
         except REDIS_FAILURES as exc:
+            raise self._failure(doing, exc) from exc
+        except CLUSTER_RACES as exc:
+            if not self._cluster:
+                raise
             raise self._failure(doing, exc) from exc
 
     async def connect(self) -> None:
@@ -213,8 +217,15 @@ class RedisBackend(RedisDelayedQueue, RedisRunLeases, RedisControl, RedisSchedul
         if not self._cluster:
             await client.unlink(*keys)
             return
-        # A Redis Cluster refuses one UNLINK over keys of several slots (shards, nodes).
-        await asyncio.gather(*(client.unlink(key) for key in keys))
+
+        # A Redis Cluster refuses one UNLINK over keys of several slots (shards, nodes). Bounded
+        # like the script calls: past its connection limit the cluster client fails a call, and
+        # a failed pipeline closes the client under every other call in flight.
+        async def unlink(key: bytes) -> None:
+            async with self._calls:
+                await client.unlink(key)
+
+        await asyncio.gather(*(unlink(key) for key in keys))
 
     async def _eval(
         self,

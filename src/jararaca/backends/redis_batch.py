@@ -21,6 +21,12 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 # What the client raises when Redis (or a Redis Cluster's routing) refuses or fails a call.
 REDIS_FAILURES = (RedisError, RedisClusterException)
+# What redis-py's asyncio cluster client raises besides, when a pipeline that failed (a master
+# just died) closes the client's connections under the other calls still using them: an
+# AttributeError on a connection whose writer is gone, a RuntimeError on a closed transport.
+# On a cluster these are failures of Redis like the above (tests/faults/
+# test_redis_cluster_failover.py: a beat died of one).
+CLUSTER_RACES = (AttributeError, RuntimeError)
 
 # Pipelines waiting for their answers at once. While one is out, the calls that come in
 # gather for the next: under load the batches grow (a pipeline costs the client far more
@@ -100,7 +106,9 @@ class ScriptBatcher:
                     retried = await self._pipeline(client, calls)
                 for i, result in zip(again, retried, strict=True):
                     results[i] = result
-        except REDIS_FAILURES as exc:
+        except Exception as exc:
+            # A Redis failure, or one of CLUSTER_RACES: every caller must hear of it, or its
+            # delivery would wait, unacknowledged, for ever.
             for script, _, _, future in batch:
                 if not future.done():
                     future.set_exception(self._failure(f"running the {script.name} script", exc))

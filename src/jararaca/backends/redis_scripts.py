@@ -52,6 +52,8 @@ RENEW_RUN = Script("renew_run", prelude=_HISTORY)
 FINISH_RUN = Script("finish_run", prelude=_HISTORY)
 RECORD_RUNS = Script("record_runs", prelude=_HISTORY)
 CANCEL_DELAYED = Script("cancel_delayed")
+PUT_SCHEDULE = Script("put_schedule")
+DELETE_SCHEDULE = Script("delete_schedule")
 ALL: tuple[Script, ...] = (
     CLAIM_FIRES,
     ACK_INFLIGHT,
@@ -65,6 +67,8 @@ ALL: tuple[Script, ...] = (
     ENQUEUE_FIRES,
     RECORD_RUNS,
     CANCEL_DELAYED,
+    PUT_SCHEDULE,
+    DELETE_SCHEDULE,
 )
 
 
