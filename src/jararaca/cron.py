@@ -126,18 +126,39 @@ class Cron:
         # Validate now, not at the first next(): a generator body runs only when first advanced.
         return self._forward(_as_utc(instant, "iter_after"))
 
+    def iter_at_or_before(self, instant: datetime) -> Iterator[datetime]:
+        """Fires at or before ``instant``, descending, as aware UTC datetimes (lazy; none
+        more than 50 years before the one yielded last)."""
+        utc = _as_utc(instant, "iter_at_or_before")
+        if self._fixed_offset is not None:
+            return self._backward(utc, self._fixed_offset)
+        return self._backward_zoned(utc)
+
+    def _backward(self, utc: datetime, off: timedelta) -> Iterator[datetime]:
+        # cronsim steps a second back before matching: starting a second late makes ``utc``
+        # itself a candidate (microseconds truncate: fires are whole seconds). One walk for
+        # every fire yielded: building it is most of the cost.
+        start = (utc + off).replace(tzinfo=None, microsecond=0) + _SECOND
+        try:
+            for slot in self._slots(start, reverse=True):
+                yield (slot - off).replace(tzinfo=UTC)
+        except OverflowError:  # walked past datetime.min
+            return
+
+    def _backward_zoned(self, utc: datetime) -> Iterator[datetime]:
+        fire = self.last_at_or_before(utc)
+        while fire is not None:
+            yield fire
+            fire = self.last_at_or_before(fire - timedelta(microseconds=1))
+
     def last_at_or_before(self, instant: datetime) -> datetime | None:
         """The latest fire at or before ``instant``, or None if there is none in 50 years."""
         utc = _as_utc(instant, "last_at_or_before")
         best: datetime | None = None
         try:
             if self._fixed_offset is not None:
-                off = self._fixed_offset
-                # cronsim steps a second back before matching: starting a second late makes
-                # ``instant`` itself a candidate (microseconds truncate: fires are whole seconds).
-                start = (utc + off).replace(tzinfo=None, microsecond=0) + _SECOND
-                for slot in self._slots(start, reverse=True):
-                    return (slot - off).replace(tzinfo=UTC)
+                for fire in self._backward(utc, self._fixed_offset):
+                    return fire
                 return None
             local = utc.astimezone(self._tz)
             wall = local.replace(tzinfo=None, fold=0)

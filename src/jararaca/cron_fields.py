@@ -10,10 +10,10 @@ found from those readings when the first time of day the fields allow falls on a
 allow (``next_slot``, most next fires); cronsim itself is asked for the date in between, and
 walks whatever else (``slots``).
 
-The readings are the field sets a ``CronSim`` keeps as attributes after parsing; nothing is
-written into a ``CronSim``. cronsim parses the fields one after the other and raises at the
-first bad one, so reading them apart fails on the same field, with the same message, as
-reading them together.
+The readings are the time-field sets a ``CronSim`` keeps as attributes after parsing (the date
+fields are only ever asked of cronsim); nothing is written into a ``CronSim``. cronsim parses
+the fields one after the other and raises at the first bad one, so reading them apart fails on
+the same field, with the same message, as reading them together.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import bisect
 import functools
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from cronsim import CronSim
 
@@ -30,24 +30,18 @@ __all__ = ["DatePart", "date_part", "next_slot", "read_fields", "slots"]
 
 # Any start works for reading: only the parsed fields, or whether a fire exists at all, are used.
 _PROBE_START = datetime(2000, 1, 1)
-# The parsed fields a CronSim keeps, read by read_fields. Should a cronsim release keep them
-# under other names, every next fire is asked of CronSim itself (slower, still right;
+# The parsed time fields a CronSim keeps, read by read_fields. Should a cronsim release keep
+# them under other names, every next fire is asked of CronSim itself (slower, still right;
 # tests/unit/test_cron_fields.py fails to say so).
-_READ = ("seconds", "minutes", "hours", "days", "months", "weekdays", "day_and")
+_READ = ("seconds", "minutes", "hours")
 READABLE = all(hasattr(CronSim("* * * * *", _PROBE_START), name) for name in _READ)
 _SECOND = timedelta(seconds=1)
 _DAY_LESS_A_SECOND = timedelta(days=1, seconds=-1)
 
 
 class DatePart(NamedTuple):
-    """cronsim's reading of day-of-month, month and day-of-week together."""
+    """Day-of-month, month and day-of-week together, as cronsim checks them."""
 
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[Any]
-    """Weekday numbers, and ``(weekday, nth)`` or ``(weekday, CronSim.LAST)`` pairs."""
-    day_and: bool
-    """Day-of-month and day-of-week are AND-ed (one of them starts with ``*``), not OR-ed."""
     fires: bool
     """Some date matches within cronsim's 50-year search (so, as dates recur, ever)."""
     text: str
@@ -170,18 +164,10 @@ def date_part(day_of_month: str, month: str, day_of_week: str) -> DatePart:
     """The date fields read together (cronsim checks that a day exists in a listed month)."""
     text = f"{day_of_month} {month} {day_of_week}"
     sim = CronSim(f"0 0 0 {text}", _PROBE_START)
-    date = DatePart(
-        frozenset(sim.days),
-        frozenset(sim.months),
-        frozenset(sim.weekdays),
-        sim.day_and,
-        True,
-        text,
-    )
     # Only the date fields can starve a cron (every day has every time of day), and a date
     # that matches at all recurs within the search, so one probe tells whether it ever fires.
     try:
         next(sim)
     except StopIteration:
-        return date._replace(fires=False)
-    return date
+        return DatePart(False, text)
+    return DatePart(True, text)

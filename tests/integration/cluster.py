@@ -162,17 +162,23 @@ class Cluster:
 
         app = load_app(self.app)
 
-        backend = RedisBackend(self.backend_url, namespace=self.exchange)
-        await backend.connect()
-        await backend.delete_namespace()
-        await backend.close()
+        # The broker's topology first and whatever happens to the backend: a Redis that a
+        # fault test left failing must not leave queues behind on the shared RabbitMQ.
         broker = RabbitMQBroker(self.amqp_url, namespace=self.exchange, prefetch=1)
         await broker.connect()
-        registry = build_registry(app)
-        queues = [h.queue for h in registry.handlers] + action_queues(registry.actions)
-        await broker.declare([q for q in queues if not q.broadcast])
-        await broker.delete_topology()
-        await broker.close()
+        try:
+            registry = build_registry(app)
+            queues = [h.queue for h in registry.handlers] + action_queues(registry.actions)
+            await broker.declare([q for q in queues if not q.broadcast])
+            await broker.delete_topology()
+        finally:
+            await broker.close()
+        backend = RedisBackend(self.backend_url, namespace=self.exchange)
+        await backend.connect()
+        try:
+            await backend.delete_namespace()
+        finally:
+            await backend.close()
 
 
 def _pump(process: Process) -> None:

@@ -314,10 +314,16 @@ def test_tracestate_travels_with_traceparent_through_the_delayed_queue(
     if not sdk:
         assert list(traces.iterdir()) == []
         return
+
     # With an SDK: the beat's dispatch span and the worker's handle span, in the trace and
     # with the tracestate of the request the message was delayed in.
-    spans = [s for f in traces.glob("*.jsonl") for s in read_lines(f)]
-    mine = [s for s in spans if s["message_id"] == message_id]
+    # The handler wrote what it saw before its span ended: wait for both spans to be exported.
+    def mine_spans() -> list[dict[str, Any]]:
+        spans = [s for f in traces.glob("*.jsonl") for s in read_lines(f)]
+        return [s for s in spans if s["message_id"] == message_id]
+
+    stated.wait_until(lambda: len(mine_spans()) >= 2, 30, "the dispatch and handle spans")
+    mine = mine_spans()
     by_name = {s["name"]: s for s in mine}
     assert sorted(by_name) == ["jararaca.dispatch", "jararaca.handle"], mine
     assert len(mine) == 2, mine

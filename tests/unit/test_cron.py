@@ -323,7 +323,9 @@ def test_results_are_aware_utc_whatever_the_instants_zone() -> None:
     assert fire.tzinfo is UTC
 
 
-@pytest.mark.parametrize("method", ["next_after", "iter_after", "last_at_or_before"])
+@pytest.mark.parametrize(
+    "method", ["next_after", "iter_after", "last_at_or_before", "iter_at_or_before"]
+)
 def test_naive_instants_are_refused(method: str) -> None:
     cron = Cron("* * * * *")
     with pytest.raises(ValueError, match="needs an aware datetime") as info:
@@ -380,6 +382,27 @@ def test_last_at_or_before(expr: str, instant: str, expected: str) -> None:
     assert got == utc(expected)
     assert got is not None
     assert got.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("expr", "zone"),
+    [
+        ("*/7 * * * * *", "UTC"),
+        ("0 9 * * MON-FRI", "UTC"),
+        ("30 2 * * *", "America/New_York"),  # a fixed time through both transitions
+        ("*/20 * * * *", "Europe/Lisbon"),
+        ("0 0 L * *", "Asia/Kolkata"),
+    ],
+)
+def test_iter_at_or_before_matches_repeated_last_at_or_before(expr: str, zone: str) -> None:
+    cron = Cron(expr, zone)
+    start = utc("2024-11-04T12:00:00.5")
+    chained = [cron.last_at_or_before(start)]
+    for _ in range(149):
+        previous = chained[-1]
+        assert previous is not None
+        chained.append(cron.last_at_or_before(previous - timedelta(microseconds=1)))
+    assert list(itertools.islice(cron.iter_at_or_before(start), 150)) == chained
 
 
 def test_last_at_or_before_is_none_when_nothing_in_fifty_years() -> None:

@@ -47,10 +47,10 @@ def test_cronsim_keeps_the_fields_read_off_it() -> None:
 
 @pytest.mark.parametrize("expr", EXPRESSIONS)
 @pytest.mark.parametrize("start", STARTS)
-@pytest.mark.parametrize("reverse", [False, True])
-def test_slots_are_the_ones_cronsim_yields(expr: str, start: datetime, reverse: bool) -> None:
-    built = CronSim(expr, start, reverse=reverse)
-    found = slots(expr, start, reverse=reverse)
+def test_slots_forward_are_the_ones_cronsim_yields(expr: str, start: datetime) -> None:
+    # Backward, slots() is cronsim's own walk.
+    built = CronSim(expr, start)
+    found = slots(expr, start, reverse=False)
     assert list(itertools.islice(found, 20)) == list(itertools.islice(built, 20))
 
 

@@ -21,7 +21,6 @@ from jararaca import (
     ScheduledAction,
     ScheduledRun,
 )
-from jararaca.clock import SystemClock
 from jararaca.control import Control
 from jararaca.messagebus.publisher import message_envelope
 from jararaca.observability.prometheus import PrometheusMetrics
@@ -284,7 +283,7 @@ async def test_undeliverable_messages_are_counted_dead_lettered_by_handler() -> 
     attempts["job"].clear()
     async with TestScheduler(HANDLERS, start=T0) as t:
         metrics = counted(t)
-        good = message_envelope(Job(n=1), now=SystemClock().now())
+        good = message_envelope(Job(n=1), now=t.clock.now())
         unreadable = Envelope("bad-body", good.routing_key, b'{"n": "not a number"}', good.headers)
         unknown = Envelope("no-taker", "series.nobody", good.body, {})
         await t.scheduler.broker.publish([unreadable, unknown])

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from jararaca.backends import redis as redis_backend
-from jararaca.backends.redis import MIN_REDIS_VERSION, RedisBackend, _version
+from jararaca.backends.redis import RedisBackend, _version
 from jararaca.errors import ConfigError
 
 URL = "redis://:s3cret@127.0.0.1:6379/0"
@@ -57,10 +57,6 @@ async def connect_to(info: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> I
     finally:
         await backend.close()
     return client
-
-
-def test_the_minimum_is_6_2() -> None:
-    assert MIN_REDIS_VERSION == (6, 2)
 
 
 @pytest.mark.parametrize(

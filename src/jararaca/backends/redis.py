@@ -28,7 +28,7 @@ from jararaca.backends.base import (
     ClaimResult,
     FireClaim,
 )
-from jararaca.backends.redis_batch import CLUSTER_RACES, REDIS_FAILURES, ScriptBatcher
+from jararaca.backends.redis_batch import ScriptBatcher, is_redis_failure
 from jararaca.backends.redis_connect import (
     MAX_CONNECTIONS,
     Closer,
@@ -93,7 +93,9 @@ class RedisBackend(RedisDelayedQueue, RedisRunLeases, RedisControl, RedisSchedul
         self._calls: contextlib.AbstractAsyncContextManager[Any] = (
             asyncio.Semaphore(MAX_CONNECTIONS) if self._cluster else contextlib.nullcontext()
         )
-        self._runs = ScriptBatcher(self._redis, self._failure, calls=self._calls)
+        self._runs = ScriptBatcher(
+            self._redis, self._failure, cluster=self._cluster, calls=self._calls
+        )
         self._releases: set[asyncio.Future[None]] = set()
 
     def _failure(self, doing: str, exc: Exception) -> BackendError:
@@ -115,10 +117,8 @@ class RedisBackend(RedisDelayedQueue, RedisRunLeases, RedisControl, RedisSchedul
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
-        except REDIS_FAILURES as exc:
-            raise self._failure(doing, exc) from exc
-        except CLUSTER_RACES as exc:
-            if not self._cluster:
+        except Exception as exc:
+            if not is_redis_failure(exc, cluster=self._cluster):
                 raise
             raise self._failure(doing, exc) from exc
 
@@ -201,31 +201,18 @@ class RedisBackend(RedisDelayedQueue, RedisRunLeases, RedisControl, RedisSchedul
         """Delete every key of this namespace (for tests and operators; it uses SCAN)."""
         client = self._redis()
         with self._errors("deleting the namespace's keys"):
-            batch: list[bytes] = []
             for shard in range(len(self.keys.shards)):
+                # One shard's keys share a hash tag, so one UNLINK may take many of them on a
+                # Redis Cluster too (it refuses one over several slots).
+                batch: list[bytes] = []
                 pattern = scan_pattern(self.namespace, shard)
                 async for key in client.scan_iter(match=pattern, count=1000):
                     batch.append(key)
                     if len(batch) >= 500:
-                        await self._unlink(batch)
+                        await client.unlink(*batch)
                         batch.clear()
-            if batch:
-                await self._unlink(batch)
-
-    async def _unlink(self, keys: list[bytes]) -> None:
-        client = self._redis()
-        if not self._cluster:
-            await client.unlink(*keys)
-            return
-
-        # A Redis Cluster refuses one UNLINK over keys of several slots (shards, nodes). Bounded
-        # like the script calls: past its connection limit the cluster client fails a call, and
-        # a failed pipeline closes the client under every other call in flight.
-        async def unlink(key: bytes) -> None:
-            async with self._calls:
-                await client.unlink(key)
-
-        await asyncio.gather(*(unlink(key) for key in keys))
+                if batch:
+                    await client.unlink(*batch)
 
     async def _eval(
         self,

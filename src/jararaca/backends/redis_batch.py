@@ -23,10 +23,31 @@ from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 REDIS_FAILURES = (RedisError, RedisClusterException)
 # What redis-py's asyncio cluster client raises besides, when a pipeline that failed (a master
 # just died) closes the client's connections under the other calls still using them: an
-# AttributeError on a connection whose writer is gone, a RuntimeError on a closed transport.
-# On a cluster these are failures of Redis like the above (tests/faults/
-# test_redis_cluster_failover.py: a beat died of one).
+# AttributeError on a connection whose writer is gone, a RuntimeError on a closed transport
+# (tests/faults/test_redis_cluster_failover.py: a beat died of one).
 CLUSTER_RACES = (AttributeError, RuntimeError)
+
+
+def is_redis_failure(exc: BaseException, *, cluster: bool) -> bool:
+    """Whether ``exc`` says Redis failed (back off and try again) rather than that a caller
+    is wrong: what the client raises for a failed or refused call, and on a Redis Cluster one
+    of CLUSTER_RACES when redis-py's own code raised it (the innermost frame of redis-py or
+    jararaca it passed through is redis-py's), never a bug of ours of the same type."""
+    if isinstance(exc, REDIS_FAILURES):
+        return True
+    return cluster and isinstance(exc, CLUSTER_RACES) and _raised_in_redis_py(exc)
+
+
+def _raised_in_redis_py(exc: BaseException) -> bool:
+    owner = ""
+    frame = exc.__traceback__
+    while frame is not None:
+        package = str(frame.tb_frame.f_globals.get("__name__", "")).partition(".")[0]
+        if package in ("redis", "jararaca"):  # asyncio's frames, deeper, do not count
+            owner = package
+        frame = frame.tb_next
+    return owner == "redis"
+
 
 # Pipelines waiting for their answers at once. While one is out, the calls that come in
 # gather for the next: under load the batches grow (a pipeline costs the client far more
@@ -47,10 +68,12 @@ class ScriptBatcher:
         client: Callable[[], aioredis.Redis],
         failure: Callable[[str, Exception], Exception],
         *,
+        cluster: bool = False,
         calls: contextlib.AbstractAsyncContextManager[Any] | None = None,
     ) -> None:
         self._client = client
         self._failure = failure
+        self._cluster = cluster
         self._calls = calls or contextlib.nullcontext()
         self._pending: list[tuple[Script, Sequence[str], Sequence[Any], asyncio.Future[Any]]] = []
         self._flush_scheduled = False
@@ -91,8 +114,8 @@ class ScriptBatcher:
     async def _send(
         self, batch: list[tuple[Script, Sequence[str], Sequence[Any], asyncio.Future[Any]]]
     ) -> None:
-        client = self._client()
         try:
+            client = self._client()  # refused once the backend is closed: the callers hear it
             async with self._calls:
                 results = await self._pipeline(client, [(s, k, a) for s, k, a, _ in batch])
             if any(isinstance(r, NoScriptError) for r in results):
@@ -106,12 +129,18 @@ class ScriptBatcher:
                     retried = await self._pipeline(client, calls)
                 for i, result in zip(again, retried, strict=True):
                     results[i] = result
+        except asyncio.CancelledError:
+            for *_, future in batch:
+                future.cancel()
+            raise
         except Exception as exc:
-            # A Redis failure, or one of CLUSTER_RACES: every caller must hear of it, or its
-            # delivery would wait, unacknowledged, for ever.
+            # Every caller must hear of it, whatever it is, or its delivery would wait,
+            # unacknowledged, for ever: a Redis failure as one, anything else as it is.
+            redis_failed = is_redis_failure(exc, cluster=self._cluster)
             for script, _, _, future in batch:
                 if not future.done():
-                    future.set_exception(self._failure(f"running the {script.name} script", exc))
+                    doing = f"running the {script.name} script"
+                    future.set_exception(self._failure(doing, exc) if redis_failed else exc)
             return
         self._settle(batch, results)
 

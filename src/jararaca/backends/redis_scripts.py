@@ -1,8 +1,10 @@
 """The Lua scripts of the Redis backend: loaded once per server, called by SHA.
 
 Every state change of the Redis backend is one of these scripts (``backends/lua/``), so it is
-atomic across any number of beats and workers. A server that lost its script cache (restart,
-failover, ``SCRIPT FLUSH``) answers NOSCRIPT, and the script is loaded again.
+atomic across any number of beats and workers; only a heartbeat's two writes go out as a plain
+pipeline, half of one being harmless (``RedisControl.heartbeat``). A server that lost its
+script cache (restart, failover, ``SCRIPT FLUSH``) answers NOSCRIPT, and the script is loaded
+again.
 """
 
 from __future__ import annotations

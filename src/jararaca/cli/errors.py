@@ -27,6 +27,9 @@ EXTRA_OF_MODULE = {
 
 
 def fail(message: str, code: int = EXIT_CONFIG) -> NoReturn:
+    # Log lines still buffered for this loop turn go out first: this line is the last one.
+    for handler in logging.getLogger().handlers:
+        handler.flush()
     ctx = click.get_current_context(silent=True)
     if ctx is not None and log_format(ctx) == "json":
         # --log-format json: every line is JSON, this last one too (a log pipeline reading

@@ -93,7 +93,7 @@ class Beat:
             try:
                 await self._dispatch_fires(catch_up, now)
             except JararacaError as exc:
-                # Kept in _unclaimed or _unpublished: the first ticks try again.
+                # Kept (unclaimed here, unpublished by the dispatcher): the first ticks try again.
                 log.warning("catch-up dispatch failed, retrying with the next tick: %s", exc)
 
     async def _plan(self, plans: Sequence[Plan], now: datetime) -> list[FireClaim]:

@@ -33,17 +33,12 @@ def missed_fires(
         # a next fire costs far less than the walk backwards below.
         return []
     oldest = None if window is None else now - timedelta(seconds=window)
-    found: list[datetime] = []
-    slot = cron.last_at_or_before(now)
     limit = 1 if policy == "latest" else CATCH_UP_CAP
-    while (
-        slot is not None
-        and slot > after
-        and (oldest is None or slot >= oldest)
-        and len(found) < limit
-    ):
+    found: list[datetime] = []
+    for slot in cron.iter_at_or_before(now):
+        if slot <= after or (oldest is not None and slot < oldest) or len(found) == limit:
+            break
         found.append(slot)
-        slot = cron.last_at_or_before(slot - timedelta(microseconds=1))
     found.reverse()
     return found
 
