@@ -18,8 +18,10 @@ import os
 import signal
 import sys
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
+from jararaca import ready_file
 from jararaca.event_loop import loop_factory
 from jararaca.observability import tracing
 
@@ -83,14 +85,19 @@ class Service:
 
         ``own_process``: nothing else runs in this process (as under :meth:`run` and the
         CLI), so once started, what start-up left in memory is frozen out of the garbage
-        collector's work and the collector runs less often (:func:`freeze_start_up`)."""
+        collector's work and the collector runs less often (:func:`freeze_start_up`), and
+        the ready file is written (:mod:`jararaca.ready_file`)."""
         stop = stop or asyncio.Event()
         await self.start()
-        if own_process:
-            freeze_start_up()
+        ready: Path | None = None
         try:
+            if own_process:
+                freeze_start_up()
+                ready = ready_file.announce()
             await self._serve(stop)
         finally:
+            if ready is not None:
+                ready_file.withdraw(ready)  # not ready from the moment it begins to stop
             await self.stop()
 
     def hurry(self) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -31,7 +33,16 @@ LEASE_SECONDS = 6
 class Process:
     name: str
     popen: subprocess.Popen[str]
+    ready_file: Path
     lines: list[str] = field(default_factory=list)
+
+    def ready_pid(self) -> int | None:
+        """The pid in the process's ready file (JARARACA_READY_FILE): its own once started,
+        a child's under --reload; None before start-up ends and once it began to stop."""
+        try:
+            return int(self.ready_file.read_text())
+        except (OSError, ValueError):
+            return None
 
     def kill(self) -> None:
         """``kill -9``: no chance to clean up, as in a crash."""
@@ -65,6 +76,13 @@ class Cluster:
         self.broker_url = f"{amqp_url}?exchange={self.exchange}"
         self.backend_url = redis_url
         self.processes: list[Process] = []
+        # Other apps started on this exchange (module:attr, the folder it is imported from):
+        # their queues are removed too.
+        self._other_apps: list[tuple[str, Path]] = []
+        self._ready_dir = Path(tempfile.mkdtemp(prefix="jararaca-ready-"))
+
+    def also_remove_queues_of(self, app: str, folder: Path) -> None:
+        self._other_apps.append((app, folder))
 
     def start(
         self, kind: str, *args: str, env: dict[str, str] | None = None, app: str | None = None
@@ -80,15 +98,21 @@ class Cluster:
         self, name: str, command: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT
     ) -> Process:
         """Start any command (a CLI line, a script) whose output the test reads."""
+        ready_file = self._ready_dir / f"{len(self.processes)}-{name}.ready"
         popen = subprocess.Popen(
             command,
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "JARARACA_LEASE_SECONDS": str(LEASE_SECONDS), **(env or {})},
+            env={
+                **os.environ,
+                "JARARACA_LEASE_SECONDS": str(LEASE_SECONDS),
+                "JARARACA_READY_FILE": str(ready_file),
+                **(env or {}),
+            },
         )
-        process = Process(name, popen)
+        process = Process(name, popen, ready_file)
         threading.Thread(target=_pump, args=(process,), daemon=True).start()
         self.processes.append(process)
         return process
@@ -112,9 +136,9 @@ class Cluster:
             time.sleep(0.1)
 
     def wait_ready(self, process: Process, timeout: float = 30) -> None:
-        marker = "beat started" if process.name.startswith("beat") else "consuming"
+        """Until the process wrote its pid to its ready file: started (a worker: consuming)."""
         self.wait_until(
-            lambda: any(marker in line for line in process.lines), timeout, f"{process.name} ready"
+            lambda: process.ready_pid() == process.popen.pid, timeout, f"{process.name} ready"
         )
 
     def consumer_count(self, queue: str) -> int:
@@ -152,23 +176,33 @@ class Cluster:
     def close(self) -> None:
         for process in self.processes:
             process.kill()
+        shutil.rmtree(self._ready_dir, ignore_errors=True)
         asyncio.run(self._remove_state())
 
     async def _remove_state(self) -> None:
         from jararaca.apploader import load_app
         from jararaca.backends.redis import RedisBackend
+        from jararaca.brokers.base import QueueSpec
         from jararaca.brokers.rabbitmq import RabbitMQBroker
         from jararaca.registry import action_queues, build_registry
 
-        app = load_app(self.app)
+        apps = [load_app(self.app)]
+        for other, folder in self._other_apps:
+            sys.path.insert(0, str(folder))
+            try:
+                apps.append(load_app(other))
+            finally:
+                sys.path.remove(str(folder))
 
         # The broker's topology first and whatever happens to the backend: a Redis that a
         # fault test left failing must not leave queues behind on the shared RabbitMQ.
         broker = RabbitMQBroker(self.amqp_url, namespace=self.exchange, prefetch=1)
         await broker.connect()
         try:
-            registry = build_registry(app)
-            queues = [h.queue for h in registry.handlers] + action_queues(registry.actions)
+            queues: list[QueueSpec] = []
+            for app in apps:
+                registry = build_registry(app)
+                queues += [h.queue for h in registry.handlers] + action_queues(registry.actions)
             await broker.declare([q for q in queues if not q.broadcast])
             await broker.delete_topology()
         finally:

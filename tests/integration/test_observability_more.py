@@ -181,7 +181,7 @@ def test_every_line_of_a_beat_is_json(observed: Cluster, tmp_path: Path, chosen_
     ]
     with stdout.open("w") as out, stderr.open("w") as err:
         popen = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=err, text=True, env=env)
-    beat = Process("beat-json", popen)
+    beat = Process("beat-json", popen, tmp_path / "unused.ready")
     observed.processes.append(beat)  # killed by close() should the test fail midway
 
     skipped: list[str] = []
