@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -30,6 +28,7 @@ import pytest
 from jararaca import Publisher, connect
 from jararaca.control import Control
 from jararaca.registry import build_registry
+from tests.dashboard.helpers import free_port, wait_for
 from tests.fixtures.dashboard_app import FAILURE, INBOX, Poison, Reminder, app, handled
 from tests.integration.cluster import Cluster
 from tests.services import require_rabbitmq, require_redis
@@ -60,25 +59,6 @@ def in_own_loop(make: Callable[[], Awaitable[T]]) -> T:
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, run()).result()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``condition`` until it returns something truthy (returned), or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = condition()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
 
 
 class Site:

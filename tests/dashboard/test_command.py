@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from jararaca.cli import main
 from jararaca.cli.dashboard import dashboard
 from jararaca.loopback import is_loopback
-from tests.dashboard.test_browser import free_port, wait_for
+from tests.dashboard.helpers import free_port, wait_for
 
 APP = "tests.fixtures.dashboard_app:app"
 # What would choose the address, token or prefix behind the test's back.

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from jararaca.control import DelayedInfo, ScheduleInfo
 from jararaca.testing import TestScheduler
 from tests.dashboard.conftest import DashboardFactory, Store
-from tests.dashboard.test_security import csrf_of
+from tests.dashboard.helpers import csrf_of
 from tests.fixtures.dashboard_app import app
 
 

@@ -24,8 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.dashboard.conftest import TOKEN, Store
-from tests.dashboard.test_browser import free_port, wait_for
-from tests.dashboard.test_security import csrf_of, paused
+from tests.dashboard.helpers import csrf_of, free_port, paused, wait_for
 
 PREFIX = "/jararaca"
 APP = "tests.fixtures.dashboard_app:app"

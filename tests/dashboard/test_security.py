@@ -5,15 +5,14 @@ nothing (asserted on the backend, not on the answer), and text from errors is es
 from __future__ import annotations
 
 import hmac
-import re
 
 import pytest
 from fastapi.testclient import TestClient
 
-from jararaca.control import ScheduleInfo
 from jararaca.dashboard import auth
 from jararaca.dashboard.auth import CSRF_HEADER, SESSION_COOKIE
 from tests.dashboard.conftest import TOKEN, DashboardFactory, Store
+from tests.dashboard.helpers import csrf_of, paused
 
 PAGES = (
     "/schedules",
@@ -44,18 +43,6 @@ STEERING_FORMS: tuple[tuple[str, dict[str, str]], ...] = (
     ("/dead-letters/replay", {}),
     ("/dead-letters/purge", {"confirm": "yes"}),
 )
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
-    assert found, "no CSRF field on the page"
-    return found.group(1)
-
-
-def paused(store: Store, action: str = "yearly") -> bool:
-    info = store.read(lambda c: c.describe(action, next=0))
-    assert isinstance(info, ScheduleInfo)
-    return bool(info.paused)
 
 
 def log_in(client: TestClient) -> str:
