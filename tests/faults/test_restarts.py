@@ -4,14 +4,14 @@ logged once, they reconnect with backoff, and nothing is lost (guarantee 10)."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import Counter
 from datetime import UTC, datetime
 
 from jararaca import connect
+from jararaca.control import Control, RunInfo
 from tests.faults.servers import PrivateRabbit, PrivateRedis
-from tests.fixtures.dist_app import Ping
+from tests.fixtures.dist_app import Ping, app
 from tests.integration.cluster import Cluster, Process
 
 OUTAGE_SECONDS = 8
@@ -27,14 +27,16 @@ def _slots(cluster: Cluster) -> Counter[int]:
 
 
 def _skipped(cluster: Cluster) -> Counter[int]:
-    """Slots a worker skipped (allow_overlap=False: a backlog of fires arrives together)."""
-    found = Counter[int]()
-    for process in cluster.processes:
-        for line in process.lines:
-            match = re.search(r"skipped tick@(\d+):", line)
-            if match:
-                found[int(match.group(1)) // 1000] += 1
-    return found
+    """Slots a worker skipped (allow_overlap=False: a backlog of fires arrives together), as
+    the run history in Redis has them."""
+
+    async def read() -> list[RunInfo]:
+        async with Control(
+            app, backend_url=cluster.backend_url, broker_url=cluster.broker_url
+        ) as control:
+            return await control.runs(action="tick", outcome="skipped_overlap", limit=1000)
+
+    return Counter(int(run.scheduled_at.timestamp()) for run in asyncio.run(read()))
 
 
 def _accounted(cluster: Cluster) -> Counter[int]:
