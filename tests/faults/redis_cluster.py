@@ -17,14 +17,14 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
 import redis
 
-from tests.faults.servers import wait_port
+from tests.faults.servers import wait_for_redis, wait_port
 
 BINARIES = ("redis-server", "redis-cli")
 
@@ -155,19 +155,7 @@ class PrivateRedisCluster:
                     return int(master[1])
         raise AssertionError(f"no node of the cluster serves slot {slot} of {key!r}")
 
-    @staticmethod
-    def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-        """Poll ``check`` (a Redis error counts as not yet) until it holds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if check():
-                    return
-            except redis.RedisError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            time.sleep(0.05)
+    wait_until = staticmethod(wait_for_redis)
 
     @staticmethod
     def _wait_ok(port: int) -> None:

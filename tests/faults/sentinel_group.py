@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import redis
 
-from tests.faults.servers import wait_port
+from tests.faults.servers import wait_for_redis, wait_port
 
 SERVICE = "jararaca-test"
 MASTER_PORT = 6395
@@ -96,19 +95,7 @@ class SentinelGroup:
                     return False
         return True
 
-    @staticmethod
-    def wait_until(check: object, timeout: float, what: str) -> None:
-        assert callable(check)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if check():
-                    return
-            except redis.RedisError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            time.sleep(0.1)
+    wait_until = staticmethod(wait_for_redis)
 
     def stop(self) -> None:
         for process in self.processes.values():

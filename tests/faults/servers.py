@@ -11,7 +11,10 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import redis
 
 
 def port_open(port: int) -> bool:
@@ -20,6 +23,21 @@ def port_open(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def wait_for_redis(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``check`` (a Redis error counts as not yet) until it holds, or fail naming ``what``:
+    private Redis servers coming up, syncing, electing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except redis.RedisError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
 
 
 def wait_port(port: int, *, up: bool, timeout: float, what: str) -> None:

@@ -25,7 +25,6 @@ and deleting a namespace (this test's clean-up) failed the same way, its UNLINKs
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -36,7 +35,7 @@ import pytest
 
 from jararaca import connect
 from jararaca.backends.redis_keys import QueueKeys, prefix
-from jararaca.errors import JararacaError
+from tests.faults.delayed_stream import DelayedStream
 from tests.faults.redis_cluster import PrivateRedisCluster, missing_binaries
 from tests.fixtures.dist_app import Ping
 from tests.integration.cluster import Cluster
@@ -69,50 +68,6 @@ def private_cluster(tmp_path: Path) -> Iterator[PrivateRedisCluster]:
     )
     with cluster.running():
         yield cluster
-
-
-class Trickle:
-    """Enqueues delayed pings one at a time from a thread until stopped, through the kill;
-    remembers when each enqueue was acknowledged, how many jararaca refused (an outage: the
-    caller would retry) and any other exception (a bug: it must be a jararaca error)."""
-
-    def __init__(self, cluster: Cluster, due_in: float) -> None:
-        self.cluster = cluster
-        self.due_in = due_in
-        self.acknowledged: dict[str, float] = {}  # message id -> when the enqueue returned
-        # The latest of those, read by the test while this thread still writes the dict.
-        self.last_acknowledged = 0.0
-        self.refused = 0
-        self.unexpected: list[BaseException] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    async def _run(self) -> None:
-        cluster = self.cluster
-        try:
-            async with connect(
-                broker_url=cluster.broker_url, backend_url=cluster.backend_url, connect_timeout=30
-            ) as publisher:
-                n = 0
-                while not self._stop.is_set():
-                    n += 1
-                    try:
-                        message_id = await publisher.delay(Ping(n=100_000 + n), self.due_in)
-                    except JararacaError:
-                        self.refused += 1
-                        await asyncio.sleep(0.05)
-                        continue
-                    self.acknowledged[message_id] = self.last_acknowledged = time.time()
-                    await asyncio.sleep(0.01)
-        except BaseException as exc:  # reported by the test, not lost in the thread
-            self.unexpected.append(exc)
 
 
 def _fires(cluster: Cluster) -> Counter[str]:
@@ -154,7 +109,7 @@ def test_beat_and_workers_follow_a_cluster_master_failover(
     private_cluster: PrivateRedisCluster,
 ) -> None:
     cluster = Cluster("cluster-failover", redis_url=private_cluster.url)
-    trickle = Trickle(cluster, due_in=2.0)
+    trickle = DelayedStream(cluster, due_in=2.0)
     try:
         beat = cluster.start("beat", "--actions", "tick_all")
         workers = [cluster.start("worker", "--groups", "ticks,pings") for _ in range(2)]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import statistics
-import threading
 import time
 import uuid
 from collections import Counter
@@ -25,14 +24,12 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from jararaca import connect
 from jararaca.backends.base import RunStatus
 from jararaca.backends.redis import RedisBackend
-from jararaca.errors import JararacaError
 from jararaca.wire import Envelope
+from tests.faults.delayed_stream import DelayedStream
 from tests.faults.sentinel_group import MASTER_PORT, REPLICA_PORT, SentinelGroup
 from tests.faults.servers import PrivateRedis
-from tests.fixtures.dist_app import Ping
 from tests.integration.cluster import Cluster
 from tests.services import require_rabbitmq, require_service
 
@@ -52,43 +49,6 @@ def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
         group.stop()
 
 
-class Burst:
-    """Enqueues delayed pings one at a time from a thread until stopped, through the kill;
-    remembers which enqueues were acknowledged (and which failed, to be retried by nobody)."""
-
-    def __init__(self, cluster: Cluster, due_in: float) -> None:
-        self.cluster = cluster
-        self.due_in = due_in
-        self.acknowledged: dict[str, float] = {}  # message id -> when the enqueue returned
-        self.failed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    async def _run(self) -> None:
-        cluster = self.cluster
-        async with connect(
-            broker_url=cluster.broker_url, backend_url=cluster.backend_url, connect_timeout=30
-        ) as publisher:
-            n = 0
-            while not self._stop.is_set():
-                n += 1
-                try:
-                    message_id = await publisher.delay(Ping(n=100_000 + n), self.due_in)
-                except JararacaError:
-                    self.failed += 1  # the master is gone: the caller would retry
-                    await asyncio.sleep(0.05)
-                    continue
-                self.acknowledged[message_id] = time.time()
-                await asyncio.sleep(0.01)
-
-
 def _slots(cluster: Cluster) -> Counter[int]:
     return Counter(int(r[1].rsplit("@", 1)[1]) // 1000 for r in cluster.records("RUN"))
 
@@ -102,7 +62,7 @@ def test_beat_and_worker_follow_a_sentinel_failover(sentinel_group: SentinelGrou
     cluster = Cluster(
         "sentinel", redis_url=sentinel_group.url, amqp_url=AMQP_WITH_A_DEAD_FIRST_HOST
     )
-    burst = Burst(cluster, due_in=2.0)
+    burst = DelayedStream(cluster, due_in=2.0)
     try:
         worker = cluster.start("worker", "--groups", "ticks,pings")
         beat = cluster.start("beat", "--actions", "tick")
@@ -119,7 +79,7 @@ def test_beat_and_worker_follow_a_sentinel_failover(sentinel_group: SentinelGrou
         )
         promoted = time.time()
         cluster.wait_until(
-            lambda: len(burst.acknowledged) > 0 and max(burst.acknowledged.values()) > promoted,
+            lambda: burst.last_acknowledged > promoted,
             RESUME_SECONDS,
             "an enqueue acknowledged by the new master",
         )
@@ -148,7 +108,7 @@ def test_beat_and_worker_follow_a_sentinel_failover(sentinel_group: SentinelGrou
         print(
             f"\nSentinel failover: master killed, new master named after "
             f"{promoted - killed:.1f} s, dispatch on time again after {resumed_after:.1f} s; "
-            f"{len(sent)} delayed messages acknowledged, {burst.failed} enqueues refused "
+            f"{len(sent)} delayed messages acknowledged, {burst.refused} enqueues refused "
             f"during the failover; lost {len(lost)} ({len(in_flight)} of them acknowledged "
             f"within 1 s of the kill): {lost}; doubled messages {doubled_messages}, doubled "
             f"fires {doubled_fires}"
@@ -164,6 +124,7 @@ def test_beat_and_worker_follow_a_sentinel_failover(sentinel_group: SentinelGrou
         # Only writes acknowledged just before the kill can be lost (asynchronous replication).
         assert lost == in_flight
         assert len(lost) <= 5
+        assert burst.unexpected == []
         assert not any("Traceback" in line for p in cluster.processes for line in p.lines)
     finally:
         burst.stop()

@@ -16,11 +16,12 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.services import AMQP_URL, REDIS_URL
+from tests.services import AMQP_URL, REDIS_URL, require_rabbitmq, require_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.fixtures.dist_app:app"
@@ -213,6 +214,19 @@ class Cluster:
             await backend.delete_namespace()
         finally:
             await backend.close()
+
+
+@contextmanager
+def live_cluster(label: str, app: str = APP) -> Iterator[Cluster]:
+    """A :class:`Cluster` on the shared Redis and RabbitMQ (with CI=true a missing one fails
+    the test), closed afterwards: the body of most fixtures that start processes."""
+    require_redis()
+    require_rabbitmq()
+    cluster = Cluster(label, app=app)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
 
 
 def _pump(process: Process) -> None:

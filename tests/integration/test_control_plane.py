@@ -16,8 +16,7 @@ from jararaca import connect
 from jararaca.control import Control
 from jararaca.wire import parse_instant
 from tests.fixtures.control_app import Note, app
-from tests.integration.cluster import LEASE_SECONDS, Cluster
-from tests.services import require_rabbitmq, require_redis
+from tests.integration.cluster import LEASE_SECONDS, Cluster, live_cluster
 
 APP = "tests.fixtures.control_app:app"
 T = TypeVar("T")
@@ -25,14 +24,9 @@ T = TypeVar("T")
 
 @pytest.fixture
 def ops(request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    require_redis()
-    require_rabbitmq()
     label = request.node.name.removeprefix("test_")[:16].replace("_", "-")
-    cluster = Cluster(f"ctl-{label}", app=APP)
-    try:
+    with live_cluster(f"ctl-{label}", APP) as cluster:
         yield cluster
-    finally:
-        cluster.close()
 
 
 def control(cluster: Cluster, use: Callable[[Control], Awaitable[T]]) -> T:

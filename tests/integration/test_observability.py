@@ -19,7 +19,7 @@ import pytest
 
 from jararaca import connect
 from tests.fixtures.observed_app import Note
-from tests.integration.cluster import Cluster
+from tests.integration.cluster import Cluster, live_cluster
 from tests.integration.probes import (
     free_port,
     probe,
@@ -28,7 +28,7 @@ from tests.integration.probes import (
     value,
 )
 from tests.integration.test_rabbitmq_broker import TcpProxy
-from tests.services import AMQP_URL, require_rabbitmq, require_redis
+from tests.services import AMQP_URL
 
 APP = "tests.fixtures.observed_app:app"
 HANDLER = "tests.fixtures.observed_app.Observed.on_note"
@@ -38,13 +38,8 @@ LEASE = "2"
 
 @pytest.fixture
 def observed(request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    require_redis()
-    require_rabbitmq()
-    cluster = Cluster(request.node.name[:20].replace("_", "-"), app=APP)
-    try:
+    with live_cluster(request.node.name[:20].replace("_", "-"), APP) as cluster:
         yield cluster
-    finally:
-        cluster.close()
 
 
 def endpoints(cluster: Cluster) -> dict[str, dict[str, Any]]:

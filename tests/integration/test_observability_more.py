@@ -28,9 +28,9 @@ from jararaca.wire import Envelope
 from tests.faults.servers import PrivateRedis, wait_port
 from tests.fixtures.observed_app import app as observed_app
 from tests.fixtures.tracestate_app import Stated
-from tests.integration.cluster import ROOT, Cluster, Process
+from tests.integration.cluster import ROOT, Cluster, Process, live_cluster
 from tests.integration.probes import free_port, get, probe
-from tests.services import require_rabbitmq, require_redis, require_service
+from tests.services import require_rabbitmq, require_service
 
 LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 FORMAT_VARIABLES = ("JARARACA_LOG_FORMAT", "LOG_FORMAT")
@@ -119,13 +119,8 @@ OBSERVED_APP = "tests.fixtures.observed_app:app"
 
 @pytest.fixture
 def observed(request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    require_redis()
-    require_rabbitmq()
-    cluster = Cluster("beat-json", app=OBSERVED_APP)
-    try:
+    with live_cluster("beat-json", OBSERVED_APP) as cluster:
         yield cluster
-    finally:
-        cluster.close()
 
 
 def control(cluster: Cluster, action: str, *, pause: bool = False) -> list[str]:
@@ -236,13 +231,8 @@ TRACESTATE = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
 
 @pytest.fixture
 def stated() -> Iterator[Cluster]:
-    require_redis()
-    require_rabbitmq()
-    cluster = Cluster("tracestate", app=TRACESTATE_APP)
-    try:
+    with live_cluster("tracestate", TRACESTATE_APP) as cluster:
         yield cluster
-    finally:
-        cluster.close()
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:

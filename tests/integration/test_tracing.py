@@ -19,8 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from jararaca import connect
 from tests.fixtures.traced_app import Traced, span_dict
-from tests.integration.cluster import Cluster
-from tests.services import require_rabbitmq, require_redis
+from tests.integration.cluster import Cluster, live_cluster
 
 APP = "tests.fixtures.traced_app:app"
 Span = dict[str, Any]
@@ -38,13 +37,8 @@ def exported() -> InMemorySpanExporter:
 
 @pytest.fixture
 def traced(request: pytest.FixtureRequest) -> Iterator[Cluster]:
-    require_redis()
-    require_rabbitmq()
-    cluster = Cluster("tracing", app=APP)
-    try:
+    with live_cluster("tracing", APP) as cluster:
         yield cluster
-    finally:
-        cluster.close()
 
 
 def spans_in(folder: Path) -> list[Span]:
