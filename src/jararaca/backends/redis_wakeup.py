@@ -88,20 +88,26 @@ class WakeupChannel:
         """Hold the subscription; resubscribe with backoff on failure."""
         failing, delay = False, 0.0
         while not self._stopping:
-            pubsub = self._client().pubsub(ignore_subscribe_messages=True)
+            pubsub = self._client().pubsub()
             self._pubsub = pubsub
             try:
                 await pubsub.subscribe(self._channel)
                 if pubsub.connection is not None:
                     pubsub.connection.register_connect_callback(self._on_reconnect)
-                if failing:
-                    log.info("wake-up channel on Redis %s is back", self._where)
-                failing, delay = False, 0.0
-                # Wake-ups published before this subscription existed were lost: a spurious
-                # wake-up costs a listener one look at the queue, a lost one a whole interval.
-                self._wake_all()
                 async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                    kind = message.get("type")
+                    if kind == "subscribe":
+                        # Back once Redis confirmed the subscription (on a Cluster the call
+                        # can return before a node answers, and fail again at once: one
+                        # incident, said once).
+                        if failing:
+                            log.info("wake-up channel on Redis %s is back", self._where)
+                        failing, delay = False, 0.0
+                        # Wake-ups published before this subscription existed were lost: a
+                        # spurious wake-up costs a listener one look at the queue, a lost one
+                        # a whole interval.
+                        self._wake_all()
+                    elif kind == "message":
                         self._wake_all()
             except Exception as exc:  # whatever broke, wake-ups must come back
                 if self._stopping:
